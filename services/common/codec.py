@@ -1,0 +1,47 @@
+"""JSON codecs (orjson) for Kafka keys and values, and the dead-letter helper."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import orjson
+
+from services.common.events import DeadLetter
+
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def encode(value: Any) -> bytes:
+    """Serialize a dict or a canonical event dataclass. NaN/inf become null (orjson's rule)."""
+    return orjson.dumps(value)
+
+
+def decode(data: bytes | bytearray | memoryview | str) -> Any:
+    return orjson.loads(data)
+
+
+def encode_key(key: str) -> bytes:
+    return key.encode()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def raw_text(raw: bytes | bytearray | memoryview | str) -> str:
+    """The raw input as text for a dead letter, lossless for any bytes."""
+    if isinstance(raw, str):
+        return raw
+    data = bytes(raw)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(data).decode("ascii")
+
+
+def dead_letter(source: str, raw: bytes | bytearray | memoryview | str, reason: str,
+                ts_recv: int | None = None) -> DeadLetter:
+    return DeadLetter(source=source, raw=raw_text(raw), reason=reason,
+                      ts_recv=now_ms() if ts_recv is None else ts_recv)

@@ -1,0 +1,7 @@
+"""Command-line entry of the gateway (being built; see its issue)."""
+
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add this service's sub-commands to the `cryptopulse` parser."""

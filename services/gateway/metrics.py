@@ -1,0 +1,1 @@
+"""Prometheus metrics of the gateway, declared once (names: cryptopulse_gateway_<what>_<unit>)."""

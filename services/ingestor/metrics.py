@@ -1,0 +1,1 @@
+"""Prometheus metrics of the ingestor, declared once (names: cryptopulse_ingestor_<what>_<unit>)."""

@@ -1,0 +1,228 @@
+"""``cryptopulse up``: the whole stack on one machine, as supervised child processes.
+
+Starts the embedded broker (unless ``CRYPTOPULSE_KAFKA_BOOTSTRAP`` points at a cluster), creates
+the topics, then runs ingestor, processor and gateway as child processes whose output lines are
+prefixed with the service name. SIGINT/SIGTERM stop everything (SIGTERM to each child, SIGKILL
+after ``CRYPTOPULSE_STOP_TIMEOUT``); a child that exits non-zero stops the stack, which then exits
+non-zero. Children die with the supervisor even if it is killed (Linux parent-death signal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from services.common.broker import EmbeddedBroker
+from services.common.errors import StartupError
+from services.common.kafka import create_topics, wait_for_kafka
+from services.common.procs import die_with_parent
+from services.common.settings import KafkaSettings, env_name, load
+from services.gateway.settings import GatewaySettings
+from services.ingestor.settings import IngestorSettings
+from services.processor.settings import ProcessorSettings
+from services.supervisor_settings import SupervisorSettings
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    pump: threading.Thread | None = field(default=None, repr=False)
+
+
+def service_argv(command: str, *extra: str) -> list[str]:
+    """How the supervisor (and the integration tests) start one service as its own process."""
+    return [sys.executable, "-m", "services.cli", command, *extra]
+
+
+def _pump(name: str, stream: IO[bytes], out: IO[str], lock: threading.Lock) -> None:
+    prefix = f"[{name}] "
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").rstrip("\n")
+        with lock:
+            out.write(prefix + line + "\n")
+            out.flush()
+    stream.close()
+
+
+class Stack:
+    """Broker + services as child processes; :meth:`run` blocks until stopped."""
+
+    def __init__(self, kafka: KafkaSettings, children: list[Child], stop_timeout: float,
+                 env: dict[str, str] | None = None, out: IO[str] = sys.stdout) -> None:
+        self.kafka = kafka
+        self.children = children
+        self.stop_timeout = stop_timeout
+        self.env = dict(os.environ if env is None else env)
+        self.out = out
+        self.lock = threading.Lock()
+        self.broker: EmbeddedBroker | None = None
+        self._stop = threading.Event()
+        self.stop_reason = ""
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            self.out.write(f"[up] {text}\n")
+            self.out.flush()
+
+    def start_kafka(self) -> str:
+        if self.kafka.embedded:
+            self.broker = EmbeddedBroker(self.kafka.broker_host, self.kafka.broker_port).start()
+            self.say(f"embedded Kafka broker (Tansu, in memory) on {self.broker.bootstrap}")
+        bootstrap = self.kafka.bootstrap
+        asyncio.run(wait_for_kafka(bootstrap, timeout=15))
+        created = asyncio.run(create_topics(bootstrap))
+        self.say(f"topics ready on {bootstrap} ({len(created)} created)")
+        return bootstrap
+
+    def start_children(self, bootstrap: str) -> None:
+        env = dict(self.env)
+        env[env_name("kafka_bootstrap")] = bootstrap
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        for child in self.children:
+            child.process = subprocess.Popen(
+                child.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
+            )
+            assert child.process.stdout is not None
+            child.pump = threading.Thread(target=_pump, args=(child.name, child.process.stdout, self.out, self.lock),
+                                          daemon=True)
+            child.pump.start()
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self.stop_reason = reason
+            self._stop.set()
+
+    def watch(self) -> int:
+        """Wait for a stop request or a failing child; return the stack's exit code."""
+        finished: set[str] = set()
+        code = 0
+        while not self._stop.wait(0.2):
+            for child in self.children:
+                if child.process is None or child.name in finished:
+                    continue
+                rc = child.process.poll()
+                if rc is None:
+                    continue
+                finished.add(child.name)
+                if rc == 0:
+                    self.say(f"{child.name} finished (exit code 0); the rest keeps running")
+                    continue
+                self.say(f"{child.name} died with exit code {rc}; stopping the stack")
+                code = rc if rc > 0 else 128 - rc
+                self.request_stop(f"{child.name} failed")
+            if self.broker and self.broker.process and self.broker.process.poll() is not None:
+                self.say(f"embedded broker died with exit code {self.broker.process.returncode}; stopping the stack")
+                code = code or 1
+                self.request_stop("broker failed")
+        return code
+
+    def stop_all(self) -> None:
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            assert child.process is not None
+            try:
+                os.killpg(child.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.stop_timeout
+        for child in running:
+            assert child.process is not None
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{child.name} did not stop within {self.stop_timeout:.0f} s; killing it")
+                try:
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.process.wait()
+        for child in self.children:
+            if child.pump:
+                child.pump.join(timeout=2)
+        if self.broker:
+            self.broker.stop()
+
+
+def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]:
+    return [
+        Child("processor", service_argv("process", *kafka_args)),
+        Child("gateway", service_argv("gateway", *kafka_args)),
+        Child("ingestor", service_argv("ingest", *kafka_args, *ingest_args)),
+    ]
+
+
+def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gateway: GatewaySettings) -> list[str]:
+    host = gateway.gateway_host
+    return [
+        f"websocket: ws://{host}:{gateway.gateway_port}/ws  (dashboard: http://{host}:{gateway.gateway_port}/)",
+        f"metrics: ingestor http://127.0.0.1:{ingestor.ingestor_metrics_port}/metrics, "
+        f"processor http://127.0.0.1:{processor.processor_metrics_port}/metrics, "
+        f"gateway http://127.0.0.1:{gateway.gateway_metrics_port}/metrics",
+        f"replaying: {ingestor.ingest_source} at speed {ingestor.replay_speed}",
+    ]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.cli import kafka_settings
+
+    kafka = kafka_settings(args)
+    ingestor = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed)
+    processor = load(ProcessorSettings)
+    gateway = load(GatewaySettings)
+    supervisor = load(SupervisorSettings)
+    ingest_args: list[str] = []
+    if args.source:
+        ingest_args += ["--source", args.source]
+    if args.speed:
+        ingest_args += ["--speed", args.speed]
+    stack = Stack(kafka, build_children([], ingest_args), supervisor.stop_timeout)
+    if kafka.log_level:
+        stack.env[env_name("log_level")] = kafka.log_level
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stack.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        bootstrap = stack.start_kafka()
+        stack.start_children(bootstrap)
+        for line in describe_stack(ingestor, processor, gateway):
+            stack.say(line)
+        stack.say("Ctrl-C stops everything")
+        code = stack.watch()
+    except StartupError:
+        stack.stop_all()
+        raise
+    stack.say(f"stopping ({stack.stop_reason})")
+    stack.stop_all()
+    stack.say("stopped")
+    return code
+
+
+def register(sub: Any) -> None:
+    from services.cli import add_kafka_flags
+
+    up = sub.add_parser("up", help="run the whole stack: broker, ingestor, processor, gateway")
+    add_kafka_flags(up)
+    up.add_argument("--source", help="ingest source (default: the built-in scenario); see `ingest --help`")
+    up.add_argument("--speed", help="replay speed: 1, N or max")
+    up.set_defaults(handler=cmd_up)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from services.cli import main as cli_main
+
+    return cli_main(["up", *(argv or [])])

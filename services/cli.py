@@ -19,6 +19,7 @@ SERVICE_CLI_MODULES = (
     "services.ingestor.cli",
     "services.processor.cli",
     "services.gateway.cli",
+    "services.scenario.cli",
     "services.supervisor",
 )
 

@@ -46,8 +46,9 @@ LIQUIDATIONS = Topic(
     about="Every normalized liquidation (canonical Liquidation).",
 )
 TRADE_BARS = Topic(
-    "cryptopulse.trade-bars", 4, "instrument", "trade-bar.schema.json",
-    about="Exact per-instrument micro-bars (<= 250 ms) of the trades topic; the processor's hot path.",
+    "cryptopulse.trade-bars", 4, "asset", "trade-bar.schema.json",
+    about="Exact per-instrument micro-bars (<= 250 ms) of the trades topic, keyed by base asset so all "
+          "venues of an asset share a partition; the processor's hot path.",
 )
 TRADE_GAPS = Topic(
     "cryptopulse.trade-gaps", 1, "exchange:instrument", "trade-gap.schema.json",

@@ -1,1 +1,41 @@
-"""Prometheus metrics of the gateway, declared once (names: cryptopulse_gateway_<what>_<unit>)."""
+"""Prometheus metrics of the gateway, declared once (names: cryptopulse_gateway_<what>_<unit>).
+
+``family`` is a channel family (asset, sector, liquidations, candles, indicators, alerts);
+``code`` a documented close code; never a client id or a channel name.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+CONNECTIONS = Gauge("cryptopulse_gateway_connections", "Open websocket connections.")
+CONNECTS = Counter("cryptopulse_gateway_connects_total",
+                   "Connection attempts by outcome (accepted, rejected_auth, rejected_limit, rejected_origin).",
+                   ["outcome"])
+DISCONNECTS = Counter("cryptopulse_gateway_disconnects_total", "Disconnects by close code.", ["code"])
+SUBSCRIPTIONS = Gauge("cryptopulse_gateway_subscriptions", "Active subscriptions by channel family.", ["family"])
+MESSAGES_SENT = Counter("cryptopulse_gateway_messages_sent_total",
+                        "Messages queued to clients, by channel family (snapshot, update, control).",
+                        ["family"])
+BYTES_SENT = Counter("cryptopulse_gateway_bytes_sent_total", "Bytes of messages sent to clients.")
+CONFLATED = Counter("cryptopulse_gateway_conflated_total",
+                    "State updates replaced by a newer one in a client's queue, by family.", ["family"])
+SLOW_DISCONNECTS = Counter("cryptopulse_gateway_slow_disconnects_total",
+                           "Clients disconnected because their event queue overflowed.")
+AUTH_FAILURES = Counter("cryptopulse_gateway_auth_failures_total", "Rejected tokens and forbidden subscriptions.")
+LIMIT_VIOLATIONS = Counter("cryptopulse_gateway_limit_violations_total",
+                           "Limit violations by limit (connections, subscriptions, frame_size, rate).", ["limit"])
+CLIENT_ERRORS = Counter("cryptopulse_gateway_client_errors_total",
+                        "Error frames sent, by error code.", ["error"])
+QUEUE_DEPTH = Gauge("cryptopulse_gateway_send_queue_messages", "Messages waiting in all client send queues.")
+RECORDS = Counter("cryptopulse_gateway_kafka_records_total", "Records consumed from derived topics, by family.",
+                  ["family"])
+CONSUMER_LAG = Gauge("cryptopulse_gateway_consumer_lag_messages",
+                     "Messages not yet consumed, by topic and partition.", ["topic", "partition"])
+SNAPSHOT_AGE = Gauge("cryptopulse_gateway_snapshot_age_seconds",
+                     "Age of the newest record seen, by channel family.", ["family"])
+BROADCAST = Histogram("cryptopulse_gateway_broadcast_seconds",
+                      "Time to fan one update out to all its subscribers' queues.", buckets=LATENCY_BUCKETS)
+DELIVERY_LATENCY = Histogram("cryptopulse_gateway_delivery_latency_seconds",
+                             "Kafka record timestamp to the message being written to a client.",
+                             buckets=LATENCY_BUCKETS)

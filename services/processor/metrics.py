@@ -1,1 +1,28 @@
-"""Prometheus metrics of the processor, declared once (names: cryptopulse_processor_<what>_<unit>)."""
+"""Prometheus metrics of the processor, declared once (names: cryptopulse_processor_<what>_<unit>).
+
+``stream`` is one of the processor's input streams (trade_bars, liquidations, assets,
+candle_history); ``outcome`` is applied, duplicate, late_dropped or deadletter.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+EVENTS = Counter("cryptopulse_processor_events_total",
+                 "Input messages by stream and outcome (applied, duplicate, late_dropped, deadletter).",
+                 ["stream", "outcome"])
+TRADES = Counter("cryptopulse_processor_trades_total", "Trades applied (counted inside applied trade bars).")
+DEADLETTERS = Counter("cryptopulse_processor_deadletters_total",
+                      "Input messages sent to the dead-letter topic, by stream.", ["stream"])
+UPDATES = Counter("cryptopulse_processor_updates_emitted_total",
+                  "Derived updates produced, by topic.", ["topic"])
+ALERTS = Counter("cryptopulse_processor_alerts_total", "Alerts emitted, by kind.", ["kind"])
+PROCESSING = Histogram("cryptopulse_processor_processing_seconds",
+                       "Time spent processing one batch of input, by stream.", ["stream"],
+                       buckets=LATENCY_BUCKETS)
+EVENT_LAG = Histogram("cryptopulse_processor_event_lag_seconds",
+                      "Wall-clock from an event's ts_recv to the derived update being produced.",
+                      buckets=LATENCY_BUCKETS)
+CONSUMER_LAG = Gauge("cryptopulse_processor_consumer_lag_messages",
+                     "Messages not yet consumed, by topic and partition.", ["topic", "partition"])
+STATE_KEYS = Gauge("cryptopulse_processor_state_keys", "Keys held in each state table.", ["table"])

@@ -1,7 +1,69 @@
-"""Command-line entry of the gateway (being built; see its issue)."""
+"""Command-line entry of the gateway: ``cryptopulse gateway`` and ``cryptopulse watch``."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
 from typing import Any
+
+from services.common.kafka import wait_for_kafka
+from services.common.logs import setup_logging
+from services.common.metrics import serve_metrics
+from services.common.settings import load
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger("cryptopulse.gateway")
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    from services.cli import kafka_settings
+    from services.gateway.server import Gateway
+
+    kafka = kafka_settings(args)
+    settings = load(GatewaySettings, gateway_host=args.host, gateway_port=args.port,
+                    gateway_metrics_port=args.metrics_port)
+    setup_logging(kafka.log_level, "gateway")
+
+    async def run() -> int:
+        await wait_for_kafka(kafka.bootstrap)
+        serve_metrics(settings.gateway_metrics_port, service="gateway")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Gateway(settings, kafka).run(stop)
+        log.info("gateway stopped")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from services.gateway.client import watch
+
+    try:
+        return asyncio.run(watch(args.url, args.channels, raw=args.json, token=args.token))
+    except KeyboardInterrupt:
+        return 0
 
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
+    from services.cli import add_kafka_flags
+
+    gateway = sub.add_parser("gateway", help="run the websocket gateway (reads the derived topics)")
+    gateway.add_argument("--host", help="listen host (CRYPTOPULSE_GATEWAY_HOST)")
+    gateway.add_argument("--port", type=int, help="listen port (CRYPTOPULSE_GATEWAY_PORT)")
+    gateway.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_GATEWAY_METRICS_PORT)")
+    add_kafka_flags(gateway)
+    gateway.set_defaults(handler=_cmd_gateway)
+
+    watch = sub.add_parser("watch", help="print live updates of gateway channels in the terminal")
+    watch.add_argument("channels", nargs="+", metavar="CHANNEL", help="e.g. sector:ai 'liquidations:24h:*'")
+    default_port = load(GatewaySettings).gateway_port
+    watch.add_argument("--url", default=f"ws://127.0.0.1:{default_port}/ws", help="gateway websocket URL")
+    watch.add_argument("--token", help="JWT when the gateway requires one")
+    watch.add_argument("--json", action="store_true", help="print the raw JSON messages")
+    watch.set_defaults(handler=_cmd_watch)

@@ -1,0 +1,183 @@
+"""The gateway's websocket protocol, without I/O: client requests, server envelopes, codes.
+
+Channel name = ``<family>:<Kafka record key>``; a trailing ``*`` matches any suffix. The family
+table is derived from the topic registry, so a new derived topic needs one line here.
+Server messages are built as bytes: a record's value is spliced into the envelope untouched,
+so an update is encoded once and the same bytes go to every subscriber.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from services.common import topics
+
+# family -> (topic, conflates). State families keep the latest value per channel; event
+# families (alerts) must deliver every message, so they never conflate.
+FAMILIES: dict[str, tuple[topics.Topic, bool]] = {
+    "asset": (topics.ASSET_STATS, True),
+    "sector": (topics.SECTOR_CAPS, True),
+    "liquidations": (topics.LIQUIDATION_TOTALS, True),
+    "candles": (topics.CANDLES, True),
+    "indicators": (topics.INDICATORS, True),
+    "alerts": (topics.ALERTS, False),
+}
+FAMILY_BY_TOPIC: dict[str, str] = {topic.name: family for family, (topic, _) in FAMILIES.items()}
+
+WILDCARD = "*"
+
+
+class Close:
+    """Close codes (4000-4999 are the application's; RFC 6455 codes are left to the library)."""
+
+    NORMAL = 4000
+    AUTH_FAILED = 4001
+    LIMIT_EXCEEDED = 4002
+    SLOW_CONSUMER = 4003
+    SHUTDOWN = 4004
+
+
+class Err:
+    """Error codes carried in ``{"type":"error","code":...}`` frames."""
+
+    BAD_JSON = "bad_json"
+    BINARY_FRAME = "binary_frame"
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_OP = "unknown_op"
+    UNKNOWN_CHANNEL = "unknown_channel"
+    FORBIDDEN = "forbidden"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    FRAME_TOO_LARGE = "frame_too_large"
+    RATE_LIMITED = "rate_limited"
+    NOT_SUBSCRIBED = "not_subscribed"
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be served; ``code`` is one of :class:`Err`."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True)
+class Request:
+    op: str
+    id: Any = None
+    channels: tuple[str, ...] = ()
+    since: dict[str, int] = field(default_factory=dict)
+    history: int = 0
+
+
+OPS = ("subscribe", "unsubscribe", "ping")
+
+
+def family_of(channel: str) -> str:
+    """The family of a channel or pattern; raises unknown_channel if it is not one we serve."""
+    family, sep, rest = channel.partition(":")
+    if channel == WILDCARD:
+        raise ProtocolError(Err.UNKNOWN_CHANNEL, "a bare '*' is not a channel; use '<family>:*'")
+    if family.endswith(WILDCARD) and not sep:
+        family = family[:-1]
+    if family not in FAMILIES:
+        raise ProtocolError(Err.UNKNOWN_CHANNEL, f"unknown channel family {family!r} in {channel!r}; "
+                                                 f"known: {', '.join(FAMILIES)}")
+    if sep and not rest:
+        raise ProtocolError(Err.UNKNOWN_CHANNEL, f"channel {channel!r} has an empty key")
+    if WILDCARD in channel[:-1]:
+        raise ProtocolError(Err.UNKNOWN_CHANNEL, f"'*' is only allowed at the end of {channel!r}")
+    if not sep and not channel.endswith(WILDCARD):
+        raise ProtocolError(Err.UNKNOWN_CHANNEL, f"channel {channel!r} needs a key: '{family}:<key>'")
+    return family
+
+
+def is_pattern(channel: str) -> bool:
+    return channel.endswith(WILDCARD)
+
+
+def matches(pattern: str, channel: str) -> bool:
+    if is_pattern(pattern):
+        return channel.startswith(pattern[:-1])
+    return pattern == channel
+
+
+def conflates(family: str) -> bool:
+    return FAMILIES[family][1]
+
+
+def _check_id(raw_id: Any) -> Any:
+    if raw_id is None or isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool):
+        return raw_id
+    raise ProtocolError(Err.BAD_REQUEST, "'id' must be a string or an integer")
+
+
+def parse_request(text: str | bytes) -> Request:
+    """Validate one client text frame; raises :class:`ProtocolError` with the code to send."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(Err.BAD_JSON, f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(Err.BAD_REQUEST, "a request is a JSON object")
+    request_id = _check_id(message.get("id"))
+    op = message.get("op")
+    if op not in OPS:
+        raise ProtocolError(Err.UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}", request_id)
+    if op == "ping":
+        return Request(op="ping", id=request_id)
+    return _parse_channels_request(op, message, request_id)
+
+
+def _parse_channels_request(op: str, message: dict[str, Any], request_id: Any) -> Request:
+    channels = message.get("channels")
+    if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
+        raise ProtocolError(Err.BAD_REQUEST, "'channels' must be a non-empty list of strings", request_id)
+    try:
+        for channel in channels:
+            family_of(channel)
+    except ProtocolError as exc:
+        exc.request_id = request_id
+        raise
+    since = message.get("since") or {}
+    if not isinstance(since, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in since.values()):
+        raise ProtocolError(Err.BAD_REQUEST, "'since' maps channel names to integer seqs", request_id)
+    history = message.get("history", 0)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 0:
+        raise ProtocolError(Err.BAD_REQUEST, "'history' must be a non-negative integer", request_id)
+    return Request(op=op, id=request_id, channels=tuple(dict.fromkeys(channels)), since=since, history=history)
+
+
+def now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def control(kind: str, **fields: Any) -> bytes:
+    """A small server message (ack, error, pong, heartbeat): encoded per client, it is tiny."""
+    return orjson.dumps({"type": kind, **fields, "ts": now_ms()})
+
+
+def ack(request_id: Any, op: str, channels: tuple[str, ...] = ()) -> bytes:
+    return control("ack", id=request_id, op=op, channels=list(channels))
+
+
+def error(code: str, message: str, request_id: Any = None, channel: str | None = None) -> bytes:
+    extra: dict[str, Any] = {"channel": channel} if channel is not None else {}
+    return control("error", id=request_id, code=code, message=message, **extra)
+
+
+def envelope(kind: str, channel: str, seq: int, prev: int | None, value: bytes, ts: int,
+             recovered: bool | None = None) -> bytes:
+    """``{"type":kind,"channel":..,"seq":..,"prev":..,"ts":..,"data":<value bytes>}`` without re-encoding."""
+    head = b'{"type":"' + kind.encode() + b'","channel":' + orjson.dumps(channel) + b',"seq":' + str(seq).encode()
+    head += b',"prev":' + (b"null" if prev is None else str(prev).encode()) + b',"ts":' + str(ts).encode()
+    if recovered is not None:
+        head += b',"recovered":' + (b"true" if recovered else b"false")
+    return head + b',"data":' + value + b"}"

@@ -1,0 +1,146 @@
+"""Channel registry with bounded history, and the per-connection send queue (pure, no I/O).
+
+seq of a record = its Kafka offset, so every gateway instance (and a restarted one) gives the
+same seq to the same record; ``prev`` = the seq of the channel's previous record, which lets a
+client (and the resume logic) tell a contiguous replay from a gap.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from services.gateway import protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    prev: int | None
+    value: bytes
+    ts: int
+    update: bytes  # the encoded ``update`` envelope, shared by every subscriber
+
+
+class Channel:
+    """Latest value and the last ``history_size`` records of one channel."""
+
+    __slots__ = ("name", "family", "history")
+
+    def __init__(self, name: str, family: str, history_size: int) -> None:
+        self.name = name
+        self.family = family
+        self.history: deque[Entry] = deque(maxlen=max(1, history_size))
+
+    @property
+    def latest(self) -> Entry | None:
+        return self.history[-1] if self.history else None
+
+    def append(self, seq: int, value: bytes, ts: int) -> Entry | None:
+        """Record a value; returns its entry, or None for a redelivered (old) seq."""
+        latest = self.latest
+        if latest is not None and seq <= latest.seq:
+            return None
+        prev = latest.seq if latest else None
+        update = protocol.envelope("update", self.name, seq, prev, value, ts)
+        entry = Entry(seq, prev, value, ts, update)
+        self.history.append(entry)
+        return entry
+
+    def snapshot(self, recovered: bool | None = None) -> bytes | None:
+        latest = self.latest
+        if latest is None:
+            return None
+        return protocol.envelope("snapshot", self.name, latest.seq, latest.prev, latest.value, latest.ts,
+                                 recovered)
+
+    def past(self, count: int) -> list[bytes]:
+        """Up to ``count`` retained values before the latest, oldest first, as ``history`` messages."""
+        if count <= 0 or len(self.history) < 2:
+            return []
+        entries = list(self.history)[:-1][-count:]
+        return [protocol.envelope("history", self.name, e.seq, e.prev, e.value, e.ts) for e in entries]
+
+    def replay_after(self, since: int) -> list[Entry] | None:
+        """Every entry after seq ``since`` if history still holds all of them, else None (never partial)."""
+        latest = self.latest
+        if latest is None:
+            return None
+        if latest.seq == since:
+            return []
+        entries = list(self.history)
+        for index, entry in enumerate(entries):
+            if entry.prev == since:
+                return entries[index:]
+        return None
+
+
+class Registry:
+    """Every channel seen so far, created on first record."""
+
+    def __init__(self, history_size: int) -> None:
+        self.history_size = history_size
+        self.channels: dict[str, Channel] = {}
+
+    def append(self, family: str, key: str, seq: int, value: bytes, ts: int) -> tuple[Channel, Entry | None]:
+        name = f"{family}:{key}"
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = Channel(name, family, self.history_size)
+        return channel, channel.append(seq, value, ts)
+
+    def matching(self, pattern: str) -> Iterator[Channel]:
+        if not protocol.is_pattern(pattern):
+            channel = self.channels.get(pattern)
+            if channel is not None:
+                yield channel
+            return
+        prefix = pattern[:-1]
+        for name, channel in self.channels.items():
+            if name.startswith(prefix):
+                yield channel
+
+
+class QueueOverflow(Exception):
+    """An event (never conflated) did not fit: the client is too slow and must be disconnected."""
+
+
+class SendQueue:
+    """Bounded per-connection queue: state channels conflate, events and control messages do not.
+
+    A queued state message for a channel is replaced in place by a newer one (the client only
+    needs the latest value), so state traffic never grows the queue beyond one item per channel;
+    non-conflating items count against ``limit`` and overflow raises :class:`QueueOverflow`.
+    """
+
+    __slots__ = ("limit", "_items", "_counter", "_unconflated")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[object, bytes] = OrderedDict()
+        self._counter = 0
+        self._unconflated = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put_state(self, channel: str, data: bytes) -> bool:
+        """Queue the latest value of a state channel; True when it replaced (conflated) a queued one."""
+        conflated = channel in self._items
+        self._items[channel] = data
+        return conflated
+
+    def put(self, data: bytes) -> None:
+        """Queue an event or control message; raises QueueOverflow beyond ``limit``."""
+        if self._unconflated >= self.limit:
+            raise QueueOverflow(f"send queue full ({self.limit} messages)")
+        self._counter += 1
+        self._items[self._counter] = data
+        self._unconflated += 1
+
+    def pop(self) -> bytes:
+        key, data = self._items.popitem(last=False)
+        if isinstance(key, int):
+            self._unconflated -= 1
+        return data

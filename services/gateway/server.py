@@ -48,6 +48,7 @@ class Client:
         self.tokens = rate
         self.refilled = time.monotonic()
         self.closing = False
+        self.close_task: asyncio.Task[None] | None = None
 
     def allow_message(self) -> bool:
         """Token bucket: ``rate`` messages per second with a burst of as many."""
@@ -217,6 +218,8 @@ class Gateway:
         finally:
             self.drop(client)
             sender.cancel()
+            if client.close_task is not None:
+                await asyncio.gather(client.close_task, return_exceptions=True)
             metrics.CONNECTIONS.dec()
             code = ws.close_code if ws.close_code is not None else 1006
             metrics.DISCONNECTS.labels(str(code)).inc()
@@ -234,18 +237,14 @@ class Gateway:
             if client.closing:
                 return
             if not client.allow_message():
-                metrics.LIMIT_VIOLATIONS.labels("rate").inc()
-                self.error(client, ProtocolError(Err.RATE_LIMITED, "too many messages per second"))
-                self.close_client(client, Close.LIMIT_EXCEEDED, "message rate limit exceeded")
+                self.violation(client, "rate", ProtocolError(Err.RATE_LIMITED, "message rate limit exceeded"))
                 return
             if isinstance(frame, bytes):
                 self.error(client, ProtocolError(Err.BINARY_FRAME, "binary frames are not accepted; send JSON text"))
                 continue
             if len(frame.encode()) > self.settings.gateway_max_frame_bytes:
-                metrics.LIMIT_VIOLATIONS.labels("frame_size").inc()
-                self.error(client, ProtocolError(
+                self.violation(client, "frame_size", ProtocolError(
                     Err.FRAME_TOO_LARGE, f"frame larger than {self.settings.gateway_max_frame_bytes} bytes"))
-                self.close_client(client, Close.LIMIT_EXCEEDED, "frame too large")
                 return
             try:
                 self.serve_request(client, protocol.parse_request(frame))
@@ -330,13 +329,20 @@ class Gateway:
             self.remove_subscription(client, channel)
         self.clients.discard(client)
 
-    def close_client(self, client: Client, code: int, reason: str) -> None:
-        """Stop queuing to a client and close it with ``code`` without waiting here."""
+    def close_client(self, client: Client, code: int, reason: str, final: bytes | None = None) -> None:
+        """Stop queuing to a client, then send ``final`` (an error frame) and close it with ``code``."""
         if client.closing:
             return
         client.closing = True
         self.drop(client)
-        asyncio.get_running_loop().create_task(client.ws.close(code, reason))
+        client.close_task = asyncio.get_running_loop().create_task(close_with(client.ws, code, reason, final))
+
+    def violation(self, client: Client, limit: str, exc: ProtocolError) -> None:
+        """A limit violation that closes: the error frame goes out right before the close frame."""
+        metrics.LIMIT_VIOLATIONS.labels(limit).inc()
+        metrics.CLIENT_ERRORS.labels(exc.code).inc()
+        final = protocol.error(exc.code, exc.message, exc.request_id)
+        self.close_client(client, Close.LIMIT_EXCEEDED, exc.message[:100], final)
 
     async def send_loop(self, client: Client) -> None:
         queue = client.queue
@@ -396,6 +402,15 @@ class Gateway:
         for task in done:
             if task is not stopper and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
+
+
+async def close_with(ws: ServerConnection, code: int, reason: str, final: bytes | None) -> None:
+    try:
+        if final is not None:
+            await asyncio.wait_for(ws.send(final, text=True), 1)
+        await ws.close(code, reason)
+    except (ConnectionClosed, TimeoutError):
+        ws.transport.abort()
 
 
 def request_token(ws: ServerConnection) -> str | None:

@@ -52,7 +52,6 @@ class Err:
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     FRAME_TOO_LARGE = "frame_too_large"
     RATE_LIMITED = "rate_limited"
-    NOT_SUBSCRIBED = "not_subscribed"
 
 
 class ProtocolError(Exception):

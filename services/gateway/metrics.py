@@ -39,3 +39,6 @@ BROADCAST = Histogram("cryptopulse_gateway_broadcast_seconds",
 DELIVERY_LATENCY = Histogram("cryptopulse_gateway_delivery_latency_seconds",
                              "Kafka record timestamp to the message being written to a client.",
                              buckets=LATENCY_BUCKETS)
+DEADLETTERS = Counter("cryptopulse_gateway_deadletters_total",
+                      "Derived records that could not be served (no key, not JSON), sent to the dead-letter topic, "
+                      "by family.", ["family"])

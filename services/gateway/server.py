@@ -15,13 +15,15 @@ from http import HTTPStatus
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
+from services.common import codec, topics
+from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
 from services.gateway import metrics, protocol
 from services.gateway.auth import Authenticator, AuthError, Grant
@@ -76,11 +78,14 @@ class Gateway:
         self.ready = asyncio.Event()
         self.auth = Authenticator(settings)
         self.server: Server | None = None
+        self.producer: AIOKafkaProducer | None = None
 
     # ---- Kafka side ----
     async def consume(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False,
                                     group_id=None, auto_offset_reset="earliest")
+        self.producer = make_producer(self.kafka, enable_idempotence=False)  # dead letters only: at-least-once is enough
+        await self.producer.start()
         await consumer.start()
         try:
             partitions = await self._assign_all(consumer)
@@ -97,6 +102,7 @@ class Gateway:
                 await self._poll(consumer)
         finally:
             await consumer.stop()
+            await self.producer.stop()
 
     async def _assign_all(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         await consumer.topics()
@@ -119,32 +125,52 @@ class Gateway:
         for tp, records in batches.items():
             family = protocol.FAMILY_BY_TOPIC[tp.topic]
             for record in records:
-                self.on_record(family, record.key, record.value, record.offset, record.timestamp)
+                reason = self.on_record(family, record.key, record.value, record.offset, record.timestamp)
+                if reason is not None:
+                    await self.dead_letter(family, tp, record.offset, record.value, reason)
             if records:
                 metrics.RECORDS.labels(family).inc(len(records))
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = highwater - await consumer.position(tp)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
-    def on_record(self, family: str, key: bytes | None, value: bytes | None, offset: int, ts_kafka: int) -> None:
-        """Store one derived record and fan it out: the update is encoded once for all subscribers."""
+    async def dead_letter(self, family: str, tp: TopicPartition, offset: int, value: bytes | None,
+                          reason: str) -> None:
+        """A derived record we cannot serve goes to the dead-letter topic, counted; serving goes on."""
+        metrics.DEADLETTERS.labels(family).inc()
+        assert self.producer is not None, "consume() starts the producer before reading"
+        log.warning("dead-lettering %s[%d]@%d: %s", tp.topic, tp.partition, offset, reason)
+        letter = codec.dead_letter(f"gateway:{tp.topic}", value or b"", f"{reason} (partition {tp.partition}, "
+                                                                         f"offset {offset})")
+        await self.producer.send_and_wait(topics.DEADLETTER.name, codec.encode(letter),
+                                          key=codec.encode_key(f"gateway:{tp.topic}"))
+
+    def on_record(self, family: str, key: bytes | None, value: bytes | None, offset: int,
+                  ts_kafka: int) -> str | None:
+        """Store one derived record and fan it out (encoded once); returns why it is unusable, if it is."""
         if not key or value is None:
-            log.warning("skipping %s record at offset %d without key or value", family, offset)
-            return
+            return "record without key or value"
         try:
-            orjson.loads(value)
+            if not isinstance(orjson.loads(value), dict):
+                return "value is not a JSON object"
             name = key.decode()
-        except (orjson.JSONDecodeError, UnicodeDecodeError):
-            log.warning("skipping %s record at offset %d: not JSON", family, offset)
-            return
+        except orjson.JSONDecodeError:
+            return "value is not JSON"
+        except UnicodeDecodeError:
+            return "key is not UTF-8"
         now = protocol.now_ms()
         metrics.SNAPSHOT_AGE.labels(family).set(max(0.0, (now - ts_kafka) / 1000))
         channel, entry = self.registry.append(family, name, offset, value, now)
         if entry is None or not self.ready.is_set():
-            return
+            return None
         started = time.perf_counter()
         subscribers = self.subscribers(channel.name)
         if subscribers:
             self.fan_out(subscribers, channel.name, family, entry.update)
             metrics.DELIVERY_LATENCY.observe(max(0.0, (now - ts_kafka) / 1000))
         metrics.BROADCAST.observe(time.perf_counter() - started)
+        return None
 
     def subscribers(self, channel: str) -> set[Client]:
         found = set(self.exact.get(channel, ()))

@@ -21,6 +21,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
+from websockets.protocol import State
 
 from services.common import codec, topics
 from services.common.kafka import make_producer
@@ -371,15 +372,22 @@ class Gateway:
         self.close_client(client, Close.LIMIT_EXCEEDED, exc.message[:100], final)
 
     async def send_loop(self, client: Client) -> None:
-        queue = client.queue
+        """Write every queued message, then wait for the socket to drain: while a client does not
+        read, its queue (not the server) absorbs the updates until it conflates or overflows."""
+        queue, ws = client.queue, client.ws
         try:
             while not client.closing:
                 await client.wakeup.wait()
                 client.wakeup.clear()
                 while len(queue) and not client.closing:
                     data = queue.pop()
-                    await client.ws.send(data, text=True)
+                    if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
+                        ws.protocol.send_text(data)  # the path of websockets.broadcast(): no per-frame await
+                        ws.send_data()
+                    else:
+                        await ws.send(data, text=True)
                     metrics.BYTES_SENT.inc(len(data))
+                    await ws.drain()
         except ConnectionClosed:
             pass
 

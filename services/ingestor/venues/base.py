@@ -1,0 +1,136 @@
+"""The adapter contract every venue module implements (pure: no I/O here).
+
+A venue adapter knows three things about its exchange:
+
+- how to **subscribe** (the exact text frames to send for a set of symbols and channels),
+- how to **parse** one received text frame into canonical events
+  (:class:`~services.common.events.Trade` / :class:`~services.common.events.Liquidation`),
+  raising :class:`FrameError` with a reason class for anything it cannot use,
+- its **connection rules**: websocket URL, app-level heartbeat, per-stream staleness thresholds,
+  streams per connection, connection lifetime (rotation), whether trade ids are sequential.
+
+Normalization is the same for every venue: ``Trade.side`` is the taker side; ``Liquidation.
+liquidated_side`` is the position that was closed (``long``/``short``), whatever the venue's own
+field means. ``size`` is in base units (contract multipliers applied) and ``notional_usd`` is
+computed by :class:`Instrument` for linear, inverse and quanto contracts alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from services.common.events import Liquidation, Market, Trade
+
+Event = Trade | Liquidation
+ContractKind = Literal["spot", "linear", "inverse", "quanto"]
+
+# Dead-letter reason classes (the ``reason`` label of cryptopulse_ingestor_deadletters_total).
+INVALID_JSON = "invalid_json"
+UNKNOWN_EVENT = "unknown_event"
+BAD_FIELD = "bad_field"
+BAD_VALUE = "bad_value"
+UNKNOWN_INSTRUMENT = "unknown_instrument"
+OVERSIZED = "oversized"
+REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED)
+
+# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
+USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
+
+
+class FrameError(ValueError):
+    """A frame that cannot be used. ``reason_class`` is one of :data:`REASON_CLASSES`;
+    ``str(exc)`` is the human-readable reason that goes into the dead letter."""
+
+    def __init__(self, reason_class: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_class = reason_class
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable instrument of a venue, from the bundled snapshot or the venue's REST API.
+
+    ``contract_size`` is what one unit of the venue's size field is worth:
+    - spot / linear: base units per contract (1.0 when the venue quotes size in base units);
+    - inverse: USD (quote) per contract, e.g. 100 for BTC-USD-SWAP on OKX;
+    - quanto: the multiplier in base units per contract (BitMEX/Gate quanto; settled in another coin).
+    """
+
+    venue: str
+    symbol: str          # venue-native, exactly as in the venue's frames (e.g. BTCUSDT, BTC-USDT-SWAP)
+    instrument: str      # normalized: BASE-QUOTE-PERP | BASE-QUOTE-YYMMDD | BASE-QUOTE (spot)
+    base: str
+    quote: str
+    market: Market
+    kind: ContractKind = "linear"
+    contract_size: float = 1.0
+
+    def base_size(self, venue_size: float, price: float) -> float:
+        """The venue's size field converted to base units."""
+        if self.kind == "inverse":
+            return venue_size * self.contract_size / price
+        return venue_size * self.contract_size
+
+    def notional_usd(self, venue_size: float, price: float) -> float:
+        """USD value of ``venue_size`` at ``price`` (quotes in :data:`USD_QUOTES` count as 1 USD)."""
+        if self.kind == "inverse":
+            return venue_size * self.contract_size
+        return self.base_size(venue_size, price) * price
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The venue's app-level keepalive. ``payload`` is sent every ``interval`` seconds (None: the
+    venue pings us and the websocket library answers); ``pong`` recognises the venue's reply."""
+
+    payload: str | None
+    interval: float
+    pong_prefixes: tuple[str, ...] = ()
+
+    def is_pong(self, frame: str) -> bool:
+        return any(frame.startswith(prefix) for prefix in self.pong_prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What to stream from a venue: symbols (venue-native) per channel kind."""
+
+    trades: tuple[str, ...] = ()
+    liquidations: tuple[str, ...] = ()     # empty + ``all_liquidations`` for all-market streams
+    all_liquidations: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRules:
+    url: str
+    heartbeat: Heartbeat
+    max_streams_per_connection: int = 200
+    max_messages_per_second: float = 5.0        # outbound (subscribe) message rate limit
+    rotate_after_seconds: float | None = None   # e.g. Binance closes connections after 24 h
+    stale_after_seconds: dict[str, float] = field(default_factory=lambda: {"trades": 60.0, "liquidations": 3600.0})
+
+
+class Venue(Protocol):
+    """What every venue module exports as ``VENUE``."""
+
+    id: str                      # stable id used in events, metrics and dead letters (e.g. "binance-usdm")
+    rules: ConnectionRules
+    sequential_trade_ids: bool   # gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        """The exact text frames to send after connecting (or the empty list when the URL itself
+        selects the streams, as with Binance combined streams; see :meth:`connect_url`)."""
+        ...
+
+    def connect_url(self, subscription: Subscription) -> str:
+        """The websocket URL for this subscription (usually ``rules.url``)."""
+        ...
+
+    def parse(self, frame: str, ts_recv: int) -> list[Event]:
+        """Canonical events of one text frame; ``[]`` for acks, pongs and other control frames.
+
+        Raises :class:`FrameError` for anything unusable (never another exception): invalid JSON,
+        unknown event type, missing/mistyped fields, NaN/inf/<= 0 prices or sizes, unknown instruments.
+        """
+        ...

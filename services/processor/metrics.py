@@ -26,3 +26,16 @@ EVENT_LAG = Histogram("cryptopulse_processor_event_lag_seconds",
 CONSUMER_LAG = Gauge("cryptopulse_processor_consumer_lag_messages",
                      "Messages not yet consumed, by topic and partition.", ["topic", "partition"])
 STATE_KEYS = Gauge("cryptopulse_processor_state_keys", "Keys held in each state table.", ["table"])
+
+# Market figures for dashboards (bounded labels: ``sector`` is a sector id of the asset universe
+# including ``total``; ``window`` 1h/4h/12h/24h; ``side`` long/short; ``series`` total or a sector id).
+SECTOR_CAP = Gauge("cryptopulse_processor_sector_cap_usd",
+                   "Market cap of each sector (and sector=\"total\"), USD.", ["sector"])
+SECTOR_CHANGE = Gauge("cryptopulse_processor_sector_change_24h_ratio",
+                      "24 h change of each sector cap (and total) as a ratio (-0.064 = -6.4 %).", ["sector"])
+LIQUIDATIONS_USD = Gauge("cryptopulse_processor_liquidations_usd",
+                         "Liquidated notional of scope all in each rolling window, by closed position side, USD.",
+                         ["window", "side"])
+RSI = Gauge("cryptopulse_processor_rsi",
+            "RSI(14) of a cap series (total or a sector id) per candle interval (1h, 1d), 0-100.",
+            ["series", "interval"])

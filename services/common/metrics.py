@@ -9,10 +9,13 @@ contract test).
 from __future__ import annotations
 
 import importlib
+import itertools
 import platform
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, Info, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 from services.common.errors import StartupError
 
@@ -53,6 +56,16 @@ def serve_metrics(port: int, host: str = "0.0.0.0", service: str = "") -> None:
             f"metrics port {host}:{port} for {service or 'this service'} is not available ({exc.strerror}): "
             f"set CRYPTOPULSE_{service.upper()}_METRICS_PORT to a free port"
         ) from exc
+
+
+def init_children(metric: MetricWrapperBase, *label_values: Iterable[str]) -> None:
+    """Create the child of every combination of known label values, so each series is exported (at 0)
+    from start-up: ``rate()``/``increase()`` and absence-based alerts then see it before the first event.
+
+    ``init_children(FRAMES, venues, ("ok", "ignored", "deadletter"))``: one iterable per label, in order.
+    """
+    for combination in itertools.product(*label_values):
+        metric.labels(*combination)
 
 
 def all_metrics() -> list[MetricDoc]:

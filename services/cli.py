@@ -82,6 +82,22 @@ def _cmd_settings(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.common.metrics import all_metrics
+    from services.common.metrics_doc import render
+
+    text = render(all_metrics())
+    if args.check is None:
+        print(text, end="")
+        return 0
+    if Path(args.check).read_text() != text:
+        print(f"{args.check} is out of date: run `cryptopulse metrics > {args.check}`", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cryptopulse", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="list every CRYPTOPULSE_* setting with its default")
     settings.set_defaults(handler=_cmd_settings)
+
+    metrics = sub.add_parser("metrics", help="print the metrics contract (markdown) of every service")
+    metrics.add_argument("--check", metavar="FILE", help="fail if FILE differs from the contract")
+    metrics.set_defaults(handler=_cmd_metrics)
 
     for module_name in SERVICE_CLI_MODULES:
         importlib.import_module(module_name).register(sub)

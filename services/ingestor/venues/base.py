@@ -55,6 +55,12 @@ class Instrument:
     - spot / linear: base units per contract (1.0 when the venue quotes size in base units);
     - inverse: USD (quote) per contract, e.g. 100 for BTC-USD-SWAP on OKX;
     - quanto: the multiplier in base units per contract (BitMEX/Gate quanto; settled in another coin).
+
+    ``price_scale`` is how many base units the venue's price field is quoted for: 1000 for
+    Binance ``1000PEPEUSDT`` / Bybit ``SHIB1000USDT`` (price of 1000 PEPE), else 1. Canonical
+    prices are per base unit: convert with :meth:`unit_price` first, then pass that price to
+    :meth:`base_size` / :meth:`notional_usd`. ``listed`` is False for snapshot entries the venue
+    did not list on the as-of date (kept so the scenario universe is complete).
     """
 
     venue: str
@@ -65,9 +71,15 @@ class Instrument:
     market: Market
     kind: ContractKind = "linear"
     contract_size: float = 1.0
+    price_scale: float = 1.0
+    listed: bool = True
+
+    def unit_price(self, venue_price: float) -> float:
+        """The venue's price field as the price of one base unit."""
+        return venue_price / self.price_scale if self.price_scale != 1.0 else venue_price
 
     def base_size(self, venue_size: float, price: float) -> float:
-        """The venue's size field converted to base units."""
+        """The venue's size field converted to base units (``price``: per base unit)."""
         if self.kind == "inverse":
             return venue_size * self.contract_size / price
         return venue_size * self.contract_size

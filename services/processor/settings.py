@@ -12,3 +12,39 @@ from services.common.settings import register, setting
 class ProcessorSettings:
     processor_metrics_port: int = setting(9302, "Processor Prometheus /metrics port.")
     processor_app_id: str = setting("cryptopulse-processor", "Faust app id (consumer group, changelog prefix).")
+
+    # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
+    alert_intervals: tuple[str, ...] = setting(
+        ("1h", "1d"), "Candle intervals whose closes raise SMA/RSI/local-extreme/round-level alerts.")
+    alert_sma_hysteresis_pct: float = setting(
+        0.1, "SMA cross: the close must pass the SMA by this % to flip sides (no flicker).")
+    alert_sma_test_pct: float = setting(
+        1.0, "SMA 'testing': the close is above the SMA by at most this % (alerted on entry).")
+    alert_sma_test_periods: tuple[str, ...] = setting(
+        ("50",), "SMA periods (of 20/50/100/200) whose 'testing from above' is alerted.")
+    alert_rsi_hysteresis: float = setting(
+        0.5, "RSI cross of 30/50/70: RSI must pass the level by this many points to flip sides.")
+    alert_local_lookback: int = setting(
+        20, "Local high/low: the extreme candle beats the previous N closed candles' highs/lows.")
+    alert_local_confirm: int = setting(
+        2, "Local high/low: confirmed once this many later closed candles stay below/above it.")
+    alert_round_step_mult: float = setting(
+        2.0, "Round-number levels: step = this x 10^(digits-1), e.g. 0.2T for a cap in trillions.")
+    alert_round_hysteresis: float = setting(
+        0.1, "Round-number levels change when the close leaves the current pair by this fraction of a step.")
+    alert_volume_surge_pct: float = setting(
+        30.0, "Volume surge: 24 h volume up at least this % vs the previous 24 h.")
+    alert_volume_hysteresis_pct: float = setting(
+        5.0, "Volume surge re-arms when the 24 h volume change falls this many points below the threshold.")
+    alert_volume_min_usd: float = setting(
+        1_000_000.0, "Volume surge: both 24 h volumes must be at least this many USD.")
+    alert_asset_volume_surge: bool = setting(True, "Raise volume-surge alerts per asset too (not only sectors).")
+    alert_drawdown_pct: float = setting(10.0, "Sector drawdown: 24 h change at or below minus this %.")
+    alert_drawdown_hysteresis_pct: float = setting(
+        2.0, "Sector drawdown re-arms when the 24 h change recovers this many points above the threshold.")
+    alert_liq_dominance: float = setting(
+        0.9, "Liquidation cascade: one side's share of the 24 h total at or above this, price moving that way.")
+    alert_liq_burst_ratio: float = setting(
+        4.0, "Liquidation cascade: last hour's side notional at least this x its trailing 23 h hourly rate.")
+    alert_liq_min_usd: float = setting(
+        1_000_000.0, "Liquidation cascade: the side's notional in the window must be at least this many USD.")

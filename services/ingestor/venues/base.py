@@ -32,7 +32,8 @@ BAD_FIELD = "bad_field"
 BAD_VALUE = "bad_value"
 UNKNOWN_INSTRUMENT = "unknown_instrument"
 OVERSIZED = "oversized"
-REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED)
+ADAPTER_ERROR = "adapter_error"   # no adapter for the frame's venue, or an adapter raised something else
+REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED, ADAPTER_ERROR)
 
 # Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
 USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))

@@ -2,8 +2,8 @@
 
     python -m bench.gateway_fanout [--connections 1000] [--updates 200] [--rate 50] [--slow-pct 5]
 
-Part 1, side by side in one run: the fan-out loop of the gateway (envelope encoded once, the
-same bytes to every connection) vs. a naive per-client ``json.dumps`` + ``send``, over real
+Part 1, side by side in one run: the fan-out loop of the gateway (envelope and websocket frame
+built once, the same bytes written to every connection) vs. a naive per-client ``json.dumps`` + ``send``, over real
 websocket connections, timing the server side.
 Part 2: a real gateway process on the embedded broker; N connections subscribed to ``sector:*``;
 updates produced to Kafka carry their send time, so latency = Kafka produce -> client receive.
@@ -125,9 +125,9 @@ async def compare_encoding(clients: int, updates: int) -> None:
         def once(seq: int) -> float:
             start = time.process_time()
             data = protocol.envelope("update", "sector:ai", seq, seq - 1, value, protocol.now_ms())
+            frame = protocol.text_frame(data)  # the gateway's fan-out: one frame, one write per client
             for ws in conns:
-                ws.protocol.send_text(data)
-                ws.send_data()
+                ws.transport.write(frame)
             return time.process_time() - start
 
         decoded = orjson.loads(value)

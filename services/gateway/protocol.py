@@ -180,3 +180,20 @@ def envelope(kind: str, channel: str, seq: int, prev: int | None, value: bytes, 
     if recovered is not None:
         head += b',"recovered":' + (b"true" if recovered else b"false")
     return head + b',"data":' + value + b"}"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """The complete RFC 6455 frame (FIN, text, unmasked as a server sends it) carrying ``payload``.
+
+    Built once per update and written as is to every healthy subscriber's transport, so the
+    per-delivery cost is one ``transport.write``. Valid only without a negotiated extension
+    (the gateway serves with ``compression=None``).
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload

@@ -38,13 +38,17 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 WS_PATH = "/ws"
 
 
+FETCH_MAX_WAIT_MS = 20  # an idle partition must not hold back another partition's update
+DIRECT_WRITE_LIMIT = 64 * 1024  # bytes buffered in a socket beyond which updates go through the queue
+
+
 class Client:
     """One websocket connection: its subscriptions, send queue and sender task."""
 
     def __init__(self, ws: ServerConnection, queue_size: int, rate: float, grant: Grant) -> None:
         self.ws = ws
         self.queue = SendQueue(queue_size)
-        self.wakeup = asyncio.Event()
+        self.sender: asyncio.Task[None] | None = None
         self.subscriptions: set[str] = set()
         self.grant = grant
         self.rate = rate
@@ -63,9 +67,43 @@ class Client:
         self.tokens -= 1
         return True
 
+    def write_now(self, frame: bytes) -> bool:
+        """Write a complete frame straight to the socket when nothing is queued before it and the
+        socket is not backed up; False means the caller must queue the message instead."""
+        ws = self.ws
+        if (self.closing or len(self.queue) or ws.protocol.state is not State.OPEN
+                or ws.send_in_progress is not None
+                or ws.transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT):
+            return False
+        ws.transport.write(frame)
+        return True
+
     def send_control(self, data: bytes) -> None:
         self.queue.put(data)
-        self.wakeup.set()
+        self.kick()
+
+    def kick(self) -> None:
+        """Make sure a sender task is draining the queue. It exists only while something is queued,
+        so an idle connection costs no task (memory per connection is a benchmark target)."""
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.get_running_loop().create_task(self.send_queued())
+
+    async def send_queued(self) -> None:
+        """Write every queued message, waiting for the socket to drain after each: while a client
+        does not read, its queue (not the server) absorbs the updates until it conflates or overflows."""
+        queue, ws = self.queue, self.ws
+        try:
+            while len(queue) and not self.closing:
+                data = queue.pop()
+                if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
+                    ws.protocol.send_text(data)  # the path of websockets.broadcast(): no per-frame await
+                    ws.send_data()
+                else:
+                    await ws.send(data, text=True)
+                metrics.BYTES_SENT.inc(len(data))
+                await ws.drain()
+        except ConnectionClosed:
+            pass
 
 
 class Gateway:
@@ -84,7 +122,8 @@ class Gateway:
     # ---- Kafka side ----
     async def consume(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False,
-                                    group_id=None, auto_offset_reset="earliest")
+                                    group_id=None, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         self.producer = make_producer(self.kafka, enable_idempotence=False)  # dead letters only: at-least-once is enough
         await self.producer.start()
         await consumer.start()
@@ -181,10 +220,19 @@ class Gateway:
         return found
 
     def fan_out(self, clients: set[Client], channel: str, family: str, data: bytes) -> None:
+        """Deliver one update: the frame is built once; a client that is keeping up gets it written
+        straight to its socket (no task switch), a client that is behind gets it queued (state
+        channels conflate there, events overflow to a slow-consumer close)."""
         conflate = protocol.conflates(family)
         metrics.MESSAGES_SENT.labels(family).inc(len(clients))
+        frame = protocol.text_frame(data)
+        direct = 0
         for client in clients:
-            self.enqueue(client, channel, family, data, conflate)
+            if client.write_now(frame):
+                direct += 1
+            else:
+                self.enqueue(client, channel, family, data, conflate)
+        metrics.BYTES_SENT.inc(direct * len(data))
 
     def enqueue(self, client: Client, channel: str, family: str, data: bytes, conflate: bool) -> None:
         if client.closing:
@@ -199,7 +247,7 @@ class Gateway:
                 metrics.SLOW_DISCONNECTS.inc()
                 self.close_client(client, Close.SLOW_CONSUMER, "slow consumer: send queue overflow")
                 return
-        client.wakeup.set()
+        client.kick()
 
     # ---- websocket side ----
     def process_request(self, connection: ServerConnection, request: HttpRequest) -> Response | None:
@@ -237,14 +285,14 @@ class Gateway:
         self.clients.add(client)
         metrics.CONNECTS.labels("accepted").inc()
         metrics.CONNECTIONS.inc()
-        sender = asyncio.create_task(self.send_loop(client))
         try:
             await self.read_loop(client)
         except ConnectionClosed:
             pass
         finally:
             self.drop(client)
-            sender.cancel()
+            if client.sender is not None:
+                client.sender.cancel()
             if client.close_task is not None:
                 await asyncio.gather(client.close_task, return_exceptions=True)
             metrics.CONNECTIONS.dec()
@@ -370,26 +418,6 @@ class Gateway:
         metrics.CLIENT_ERRORS.labels(exc.code).inc()
         final = protocol.error(exc.code, exc.message, exc.request_id)
         self.close_client(client, Close.LIMIT_EXCEEDED, exc.message[:100], final)
-
-    async def send_loop(self, client: Client) -> None:
-        """Write every queued message, then wait for the socket to drain: while a client does not
-        read, its queue (not the server) absorbs the updates until it conflates or overflows."""
-        queue, ws = client.queue, client.ws
-        try:
-            while not client.closing:
-                await client.wakeup.wait()
-                client.wakeup.clear()
-                while len(queue) and not client.closing:
-                    data = queue.pop()
-                    if ws.protocol.state is State.OPEN and ws.send_in_progress is None:
-                        ws.protocol.send_text(data)  # the path of websockets.broadcast(): no per-frame await
-                        ws.send_data()
-                    else:
-                        await ws.send(data, text=True)
-                    metrics.BYTES_SENT.inc(len(data))
-                    await ws.drain()
-        except ConnectionClosed:
-            pass
 
     async def heartbeat(self) -> None:
         while True:

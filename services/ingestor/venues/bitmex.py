@@ -1,0 +1,97 @@
+"""BitMEX realtime: the ``trade`` and ``liquidation`` tables.
+
+- Subscribe ``{"op":"subscribe","args":["trade:XBTUSD","liquidation:XBTUSD", ...]}`` (or
+  ``"liquidation"`` alone for every instrument). The welcome ``{"info":...}`` and the replies
+  ``{"success":true,"subscribe":...}`` are ignored; ``{"error":...}`` is dead-lettered.
+- Heartbeat: text ``ping`` (BitMEX closes idle connections); the reply is the text ``pong``.
+- Table frames are ``{"table","action","data":[...]}`` with ``action`` one of
+  ``partial|insert|update|delete``. ``trade``: only ``insert`` rows are new trades (the ``partial``
+  sent on subscribe repeats recent history and is ignored). Row ``{timestamp, symbol, side, size,
+  price, trdMatchID, homeNotional, foreignNotional}``: ``side`` is the **taker** side, ``size``
+  contracts — inverse ``XBTUSD``: 1 USD per contract; linear ``XBTUSDT``: 1e-6 XBT per contract;
+  quanto (``ETHUSD``): base units per contract from the instrument table.
+- ``liquidation``: an ``insert`` is a new liquidation order ``{orderID, symbol, side, price,
+  leavesQty}``; ``side`` is the **order** side (``Sell`` closes a long → ``long``, ``Buy`` →
+  ``short``); later ``update``/``delete`` rows for the same ``orderID`` (fills, removal) are
+  ignored. The table has no timestamp, so ``ts`` is the receipt time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.ingestor.venues.base import (
+    UNKNOWN_EVENT,
+    ConnectionRules,
+    Event,
+    FrameError,
+    Heartbeat,
+    Subscription,
+)
+from services.ingestor.venues.common import Adapter, choice, chunks, iso_ms, items, obj, positive, text
+
+TAKER = {"Buy": "buy", "Sell": "sell"}
+CLOSED_BY_ORDER = {"Sell": "long", "Buy": "short"}
+ARGS_PER_REQUEST = 20
+_ACTIONS = frozenset(("partial", "insert", "update", "delete"))
+
+
+class Bitmex(Adapter):
+    id = "bitmex"
+    sequential_trade_ids = False      # trdMatchID is a UUID
+    control_frames = frozenset(("pong",))
+    rules = ConnectionRules(
+        url="wss://ws.bitmex.com/realtime",
+        heartbeat=Heartbeat(payload="ping", interval=20.0, pong_prefixes=("pong",)),
+        max_streams_per_connection=100,
+        max_messages_per_second=1.0,     # BitMEX limits subscription requests per connection
+        stale_after_seconds={"trades": 60.0, "liquidations": 6 * 3600.0},
+    )
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        args = [f"trade:{symbol}" for symbol in subscription.trades]
+        if subscription.all_liquidations and not subscription.liquidations:
+            args.append("liquidation")
+        else:
+            args += [f"liquidation:{symbol}" for symbol in subscription.liquidations]
+        return [orjson.dumps({"op": "subscribe", "args": batch}).decode()
+                for batch in chunks(args, ARGS_PER_REQUEST)]
+
+    def events(self, message: Any, ts_recv: int) -> list[Event]:
+        msg = obj(message, "frame")
+        table = msg.get("table")
+        if table is None:
+            if "error" in msg:
+                raise FrameError(UNKNOWN_EVENT, f"error reply: {str(msg['error'])[:80]}")
+            if "info" in msg or "success" in msg or "subscribe" in msg:
+                return []
+            raise FrameError(UNKNOWN_EVENT, "frame without table")
+        action = msg.get("action")
+        if action not in _ACTIONS:
+            raise FrameError(UNKNOWN_EVENT, f"unknown action {str(action)[:20]!r}")
+        if table == "trade":
+            if action != "insert":
+                return []
+            return [self._trade(obj(row, "data[]"), ts_recv) for row in items(msg.get("data"), "data")]
+        if table == "liquidation":
+            if action != "insert":
+                return []
+            return [self._liquidation(obj(row, "data[]"), ts_recv) for row in items(msg.get("data"), "data")]
+        raise FrameError(UNKNOWN_EVENT, f"unknown table {str(table)[:40]!r}")
+
+    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("symbol"))
+        return self.trade(inst, choice(d.get("side"), TAKER, "side"),  # type: ignore[arg-type]
+                          positive(d.get("price"), "price"), positive(d.get("size"), "size"),
+                          text(d, "trdMatchID"), iso_ms(d.get("timestamp"), "timestamp"), ts_recv)
+
+    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("symbol"))
+        return self.liquidation(inst, choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
+                                positive(d.get("price"), "price"), positive(d.get("leavesQty"), "leavesQty"),
+                                text(d, "orderID"), ts_recv, ts_recv)
+
+
+VENUE = Bitmex()

@@ -1,0 +1,85 @@
+"""Bybit v5 public linear: ``publicTrade.{symbol}`` and ``allLiquidation.{symbol}``.
+
+- Subscribe ``{"op":"subscribe","args":[topic, ...]}`` with at most 10 args per request; the reply
+  ``{"success":true,"ret_msg":"","conn_id":...,"op":"subscribe"}`` is ignored, a reply with
+  ``"success":false`` is dead-lettered (``unknown_event``) so a rejected topic is visible.
+- Heartbeat: the client sends ``{"op":"ping"}`` every 20 s; the reply is
+  ``{"success":true,"ret_msg":"pong",...,"op":"ping"}`` (or ``{"op":"pong",...}``): ignored.
+- ``publicTrade``: ``data`` is an array of ``{T, s, S, v, p, L, i, BT}``; ``S`` is the **taker**
+  side (``Buy``/``Sell``), ``v`` the size in base units, ``i`` a trade id (UUID, not sequential).
+- ``allLiquidation``: ``data`` entries ``{T, s, S, v, p}``; ``S`` is the **position** side —
+  Bybit: "When you receive a ``Buy`` update, this means that a long position has been liquidated"
+  — so ``Buy`` → ``long``, ``Sell`` → ``short``. ``p`` is the bankruptcy price. There is no id:
+  the liquidation id is ``symbol:T:S:v:p``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.ingestor.venues.base import (
+    UNKNOWN_EVENT,
+    ConnectionRules,
+    Event,
+    FrameError,
+    Heartbeat,
+    Subscription,
+)
+from services.ingestor.venues.common import Adapter, choice, chunks, epoch_ms, items, obj, positive, text
+
+TAKER = {"Buy": "buy", "Sell": "sell"}
+POSITION = {"Buy": "long", "Sell": "short"}
+ARGS_PER_REQUEST = 10
+
+
+class Bybit(Adapter):
+    id = "bybit"
+    sequential_trade_ids = False
+    rules = ConnectionRules(
+        url="wss://stream.bybit.com/v5/public/linear",
+        heartbeat=Heartbeat(payload='{"op":"ping"}', interval=20.0,
+                            pong_prefixes=('{"success":true,"ret_msg":"pong"', '{"op":"pong"')),
+        max_streams_per_connection=200,    # args of one connection are limited to 21,000 characters
+        max_messages_per_second=5.0,
+        stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
+    )
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]
+        topics += [f"allLiquidation.{symbol}" for symbol in subscription.liquidations]
+        return [orjson.dumps({"op": "subscribe", "args": batch}).decode()
+                for batch in chunks(topics, ARGS_PER_REQUEST)]
+
+    def events(self, message: Any, ts_recv: int) -> list[Event]:
+        msg = obj(message, "frame")
+        topic = msg.get("topic")
+        if topic.__class__ is not str:
+            if "op" in msg or "success" in msg:
+                if msg.get("success") is False:
+                    raise FrameError(UNKNOWN_EVENT, f"request rejected: {str(msg.get('ret_msg'))[:80]}")
+                return []        # subscribe ack or pong
+            raise FrameError(UNKNOWN_EVENT, "frame without topic")
+        if topic.startswith("publicTrade."):
+            return [self._trade(obj(entry, "data[]"), ts_recv) for entry in items(msg.get("data"), "data")]
+        if topic.startswith("allLiquidation."):
+            return [self._liquidation(obj(entry, "data[]"), ts_recv) for entry in items(msg.get("data"), "data")]
+        raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
+
+    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("s"))
+        return self.trade(inst, choice(d.get("S"), TAKER, "S"),  # type: ignore[arg-type]
+                          positive(d.get("p"), "p"), positive(d.get("v"), "v"),
+                          text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv)
+
+    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("s"))
+        side = choice(d.get("S"), POSITION, "S")
+        ts = epoch_ms(d.get("T"), "T")
+        raw_size, raw_price = d.get("v"), d.get("p")
+        return self.liquidation(inst, side, positive(raw_price, "p"), positive(raw_size, "v"),  # type: ignore[arg-type]
+                                f"{inst.symbol}:{ts}:{d['S']}:{raw_size}:{raw_price}", ts, ts_recv)
+
+
+VENUE = Bybit()

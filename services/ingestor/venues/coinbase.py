@@ -1,0 +1,68 @@
+"""Coinbase Exchange spot: the ``matches`` channel of the websocket feed.
+
+- Subscribe ``{"type":"subscribe","product_ids":[...],"channels":["matches"]}``; the reply
+  ``{"type":"subscriptions","channels":[...]}`` and ``heartbeat`` messages are ignored, ``{"type":
+  "error","message","reason"}`` is dead-lettered.
+- No app-level ping: Coinbase answers websocket pings (the websockets client sends them).
+- ``match`` / ``last_match`` (the latest trade, sent once on subscribe; dedupe absorbs a repeat):
+  ``{trade_id, sequence, maker_order_id, taker_order_id, time, product_id, size, price, side}``.
+  Coinbase: "The side field indicates the **maker** order side. If the side is sell this
+  indicates the maker was a sell order and the match is considered an up-tick." The taker side is
+  therefore the opposite: ``side=sell`` → taker ``buy``, ``side=buy`` → taker ``sell``.
+  ``size`` is in base units; ``trade_id`` is sequential per product.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.ingestor.venues.base import (
+    UNKNOWN_EVENT,
+    ConnectionRules,
+    Event,
+    FrameError,
+    Heartbeat,
+    Subscription,
+)
+from services.ingestor.venues.common import Adapter, choice, ident, iso_ms, obj, positive
+
+TAKER_FROM_MAKER = {"sell": "buy", "buy": "sell"}
+_MATCHES = frozenset(("match", "last_match"))
+_CONTROL = frozenset(("subscriptions", "heartbeat"))
+
+
+class Coinbase(Adapter):
+    id = "coinbase"
+    sequential_trade_ids = True
+    rules = ConnectionRules(
+        url="wss://ws-feed.exchange.coinbase.com",
+        heartbeat=Heartbeat(payload=None, interval=30.0),
+        max_streams_per_connection=100,
+        max_messages_per_second=8.0,     # Coinbase: 8 requests per second per IP (burst 20)
+        stale_after_seconds={"trades": 120.0, "liquidations": 3600.0},
+    )
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        if not subscription.trades:
+            return []
+        return [orjson.dumps({"type": "subscribe", "product_ids": list(subscription.trades),
+                              "channels": ["matches"]}).decode()]
+
+    def events(self, message: Any, ts_recv: int) -> list[Event]:
+        msg = obj(message, "frame")
+        kind = msg.get("type")
+        if kind in _MATCHES:
+            inst = self.instrument(msg.get("product_id"))
+            return [self.trade(inst, choice(msg.get("side"), TAKER_FROM_MAKER, "side"),  # type: ignore[arg-type]
+                               positive(msg.get("price"), "price"), positive(msg.get("size"), "size"),
+                               ident(msg, "trade_id"), iso_ms(msg.get("time"), "time"), ts_recv)]
+        if kind in _CONTROL:
+            return []
+        if kind == "error":
+            raise FrameError(UNKNOWN_EVENT, f"error: {str(msg.get('message'))[:60]} {str(msg.get('reason'))[:60]}")
+        raise FrameError(UNKNOWN_EVENT, f"unknown type {str(kind)[:40]!r}")
+
+
+VENUE = Coinbase()

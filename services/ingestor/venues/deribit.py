@@ -1,0 +1,104 @@
+"""Deribit JSON-RPC v2: ``trades.{instrument}.100ms``, whose trades carry a ``liquidation`` flag.
+
+- Subscribe ``{"jsonrpc":"2.0","id":N,"method":"public/subscribe","params":{"channels":[...]}}``;
+  the reply ``{"jsonrpc":"2.0","id":N,"result":[channels]}`` is ignored, ``{"error":...}``
+  dead-lettered. The ``raw`` interval needs an authorised connection, so the public adapter uses
+  ``100ms`` (the same trades, batched).
+- Heartbeat: the client calls ``public/test`` every 20 s (reply ``{"id":9001,"result":...}``);
+  server ``heartbeat`` notifications are ignored.
+- Notification ``{"method":"subscription","params":{"channel","data":[trade, ...]}}`` with trades
+  ``{trade_id, trade_seq, timestamp, instrument_name, direction, price, amount, liquidation?}``.
+  ``direction`` is the **taker** side. ``amount`` is USD for inverse perpetuals/futures
+  (``BTC-PERPETUAL``) and base coin for linear ones (``BTC_USDC-PERPETUAL``).
+- ``liquidation``: ``"T"`` the taker was under liquidation, ``"M"`` the maker, ``"MT"`` both.
+  A liquidated taker who sold was closing a long (sell → ``long``, buy → ``short``); a liquidated
+  maker was on the other side (taker buy → maker sold → ``long``). Each flagged trade yields the
+  trade plus one liquidation per liquidated side, id ``trade_id:T`` / ``trade_id:M``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.ingestor.venues.base import (
+    UNKNOWN_EVENT,
+    ConnectionRules,
+    Event,
+    FrameError,
+    Heartbeat,
+    Subscription,
+)
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, items, obj, positive
+
+TAKER = {"buy": "buy", "sell": "sell"}
+TAKER_CLOSED = {"buy": "short", "sell": "long"}    # a liquidated taker's order closes its position
+MAKER_CLOSED = {"buy": "long", "sell": "short"}    # the maker took the opposite side
+LIQUIDATED_ROLES = {"T": "T", "M": "M", "MT": "MT"}
+HEARTBEAT_ID = 9001
+INTERVAL = "100ms"
+
+
+class Deribit(Adapter):
+    id = "deribit"
+    sequential_trade_ids = False     # trade_seq is sequential per instrument; trade_id is not
+    rules = ConnectionRules(
+        url="wss://www.deribit.com/ws/api/v2",
+        heartbeat=Heartbeat(
+            payload=f'{{"jsonrpc":"2.0","id":{HEARTBEAT_ID},"method":"public/test","params":{{}}}}',
+            interval=20.0, pong_prefixes=(f'{{"jsonrpc":"2.0","id":{HEARTBEAT_ID},',)),
+        max_streams_per_connection=200,
+        max_messages_per_second=5.0,
+        stale_after_seconds={"trades": 120.0, "liquidations": 6 * 3600.0},
+    )
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        symbols = dict.fromkeys((*subscription.trades, *subscription.liquidations))
+        channels = [f"trades.{symbol}.{INTERVAL}" for symbol in symbols]
+        if not channels:
+            return []
+        return [orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe",
+                              "params": {"channels": channels}}).decode()]
+
+    def events(self, message: Any, ts_recv: int) -> list[Event]:
+        msg = obj(message, "frame")
+        method = msg.get("method")
+        if method == "subscription":
+            params = obj(msg.get("params"), "params")
+            channel = params.get("channel")
+            if channel.__class__ is not str or not channel.startswith("trades."):
+                raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
+            out: list[Event] = []
+            for entry in items(params.get("data"), "data"):
+                self._trade(obj(entry, "data[]"), ts_recv, out)
+            return out
+        if method == "heartbeat":
+            return []
+        if "error" in msg:
+            raise FrameError(UNKNOWN_EVENT, f"error reply: {str(msg['error'])[:80]}")
+        if "result" in msg and "id" in msg:
+            return []
+        raise FrameError(UNKNOWN_EVENT, f"unknown method {str(method)[:40]!r}")
+
+    def _trade(self, d: dict[str, Any], ts_recv: int, out: list[Event]) -> None:
+        inst = self.instrument(d.get("instrument_name"))
+        direction = choice(d.get("direction"), TAKER, "direction")
+        price = positive(d.get("price"), "price")
+        amount = positive(d.get("amount"), "amount")
+        trade_id = ident(d, "trade_id")
+        ts = epoch_ms(d.get("timestamp"), "timestamp")
+        out.append(self.trade(inst, direction, price, amount, trade_id, ts, ts_recv))  # type: ignore[arg-type]
+        flag = d.get("liquidation")
+        if flag is None:
+            return
+        roles = choice(flag, LIQUIDATED_ROLES, "liquidation")
+        if "M" in roles:
+            out.append(self.liquidation(inst, MAKER_CLOSED[direction], price, amount,  # type: ignore[arg-type]
+                                        f"{trade_id}:M", ts, ts_recv))
+        if "T" in roles:
+            out.append(self.liquidation(inst, TAKER_CLOSED[direction], price, amount,  # type: ignore[arg-type]
+                                        f"{trade_id}:T", ts, ts_recv))
+
+
+VENUE = Deribit()

@@ -1,0 +1,96 @@
+"""Gate futures (USDT-settled) v4: ``futures.trades`` and the public ``futures.public_liquidates``.
+
+- Subscribe ``{"time":<epoch s>,"channel":"futures.trades","event":"subscribe","payload":[contracts]}``
+  (``futures.public_liquidates`` takes contracts or ``["!all"]``). Replies
+  ``{"channel",...,"event":"subscribe","result":{"status":"success"}}`` are ignored; a reply with
+  an ``error`` object is dead-lettered. (``futures.liquidates`` is the private, per-user channel.)
+- Heartbeat: ``{"channel":"futures.ping"}`` every 15 s; the reply has ``"channel":"futures.pong"``.
+- ``futures.trades`` ``result`` rows ``{id, create_time, create_time_ms, price, size, contract,
+  is_internal?}``: ``size`` is a **signed** number of contracts, negative = the taker sold; × the
+  contract's ``quanto_multiplier`` (``contract_size``) = base units. Rows with ``is_internal``
+  true (insurance-fund/ADL takeovers, not market trades) are skipped.
+- ``futures.public_liquidates`` rows ``{contract, price, size, time_ms}`` (at most one per contract
+  per second): ``size`` is the signed size of the liquidation **order**: positive = a forced buy,
+  which closes a **short**; negative = a forced sell, which closes a **long**.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from services.ingestor.venues.base import (
+    UNKNOWN_EVENT,
+    ConnectionRules,
+    Event,
+    FrameError,
+    Heartbeat,
+    Subscription,
+)
+from services.ingestor.venues.common import Adapter, epoch_ms, ident, items, nonzero, obj, positive
+
+TRADES = "futures.trades"
+LIQUIDATIONS = "futures.public_liquidates"
+ALL_CONTRACTS = "!all"
+_CONTROL_CHANNELS = frozenset(("futures.pong", "futures.ping"))
+_CONTROL_EVENTS = frozenset(("subscribe", "unsubscribe"))
+
+
+class Gate(Adapter):
+    id = "gate"
+    sequential_trade_ids = False     # ids increase across all contracts, not per contract
+    rules = ConnectionRules(
+        url="wss://fx-ws.gateio.ws/v4/ws/usdt",
+        heartbeat=Heartbeat(payload='{"channel":"futures.ping"}', interval=15.0),
+        max_streams_per_connection=200,
+        max_messages_per_second=5.0,
+        stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
+    )
+
+    def subscribe_frames(self, subscription: Subscription) -> list[str]:
+        now = int(time.time())
+        frames: list[dict[str, Any]] = []
+        if subscription.trades:
+            frames.append({"time": now, "channel": TRADES, "event": "subscribe",
+                           "payload": list(subscription.trades)})
+        if subscription.liquidations or subscription.all_liquidations:
+            contracts = list(subscription.liquidations) or [ALL_CONTRACTS]
+            frames.append({"time": now, "channel": LIQUIDATIONS, "event": "subscribe", "payload": contracts})
+        return [orjson.dumps(frame).decode() for frame in frames]
+
+    def events(self, message: Any, ts_recv: int) -> list[Event]:
+        msg = obj(message, "frame")
+        channel = msg.get("channel")
+        event = msg.get("event")
+        if msg.get("error") is not None:
+            raise FrameError(UNKNOWN_EVENT, f"error reply on {str(channel)[:40]}: {str(msg['error'])[:80]}")
+        if channel in _CONTROL_CHANNELS or event in _CONTROL_EVENTS:
+            return []
+        if event != "update":
+            raise FrameError(UNKNOWN_EVENT, f"unknown event {str(event)[:20]!r} on {str(channel)[:40]}")
+        rows = items(msg.get("result"), "result")
+        if channel == TRADES:
+            return [self._trade(obj(row, "result[]"), ts_recv) for row in rows
+                    if row.__class__ is not dict or row.get("is_internal") is not True]
+        if channel == LIQUIDATIONS:
+            return [self._liquidation(obj(row, "result[]"), ts_recv) for row in rows]
+        raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
+
+    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("contract"))
+        size = nonzero(d.get("size"), "size")
+        return self.trade(inst, "sell" if size < 0 else "buy", positive(d.get("price"), "price"), abs(size),
+                          ident(d, "id"), epoch_ms(d.get("create_time_ms"), "create_time_ms"), ts_recv)
+
+    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
+        inst = self.instrument(d.get("contract"))
+        raw_size, raw_price = d.get("size"), d.get("price")
+        size = nonzero(raw_size, "size")
+        ts = epoch_ms(d.get("time_ms"), "time_ms")
+        return self.liquidation(inst, "short" if size > 0 else "long", positive(raw_price, "price"), abs(size),
+                                f"{inst.symbol}:{ts}:{raw_size}:{raw_price}", ts, ts_recv)
+
+
+VENUE = Gate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -50,3 +51,8 @@ def load_rules() -> list[dict[str, str]]:
 
 def recorded_names() -> set[str]:
     return {rule["record"] for rule in load_rules() if "record" in rule}
+
+
+def load_prometheus_config() -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    return config

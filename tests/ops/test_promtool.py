@@ -11,6 +11,7 @@ import yaml
 from tests.ops.contract import (
     PROMETHEUS_DIR,
     contract_samples,
+    load_prometheus_config,
     load_rules,
     recorded_names,
     used_metrics,
@@ -73,7 +74,7 @@ def test_every_alert_of_the_issue_exists_and_is_unit_tested() -> None:
 
 
 def test_prometheus_scrapes_every_service_by_compose_name() -> None:
-    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config = load_prometheus_config()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["ingestor"]["static_configs"][0]["targets"] == ["ingestor:9301"]
     assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:9303"]

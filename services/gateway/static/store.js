@@ -1,0 +1,255 @@
+/* cryptopulse dashboard: the client-side state, fed by gateway messages (pure: no DOM, no socket).
+ *
+ * Resume rules (docs/protocol.md): the store remembers the last seq per channel and builds the
+ * subscribe requests with `since`; a snapshot/update whose seq is not newer than the last one seen
+ * is a duplicate and is ignored; a snapshot with "recovered": false replaces the channel's state.
+ * Chart series are keyed by open_time, so a replayed or re-sent point replaces, never duplicates.
+ */
+(function (root) {
+  "use strict";
+
+  var CHART_HISTORY = 1000;
+  var ALERT_HISTORY = 200;
+  var MAX_ALERTS = 200;
+  // Client frames must stay under the gateway's CRYPTOPULSE_GATEWAY_MAX_FRAME_BYTES (default 4096).
+  var MAX_FRAME_CHARS = 3500;
+
+  /* What the page subscribes to, in groups that share a `history` depth. */
+  var GROUPS = [
+    { channels: ["candles:total:1d", "indicators:total:1d"], history: CHART_HISTORY },
+    { channels: ["alerts:*"], history: ALERT_HISTORY },
+    {
+      channels: ["sector:*", "liquidations:1h:all", "liquidations:4h:all", "liquidations:12h:all",
+        "liquidations:24h:*"],
+      history: 0,
+    },
+  ];
+
+  function matches(pattern, channel) {
+    if (pattern.charAt(pattern.length - 1) === "*") {
+      return channel.indexOf(pattern.slice(0, -1)) === 0;
+    }
+    return pattern === channel;
+  }
+
+  function Store() {
+    this.reset();
+  }
+
+  Store.prototype.reset = function () {
+    this.seq = {};            // channel -> last seq applied
+    this.sectors = {};        // sector id -> sector-cap value
+    this.liquidations = {};   // "window:scope" -> liquidation-totals value
+    this.candles = {};        // open_time -> candle value (total cap, 1d)
+    this.indicators = {};     // open_time -> indicators value (total cap, 1d)
+    this.alerts = {};         // alert id -> alert value
+    this.lastEventTs = null;  // newest event time seen in any value
+    this.version = 0;         // bumps on every applied change (render trigger)
+    this.duplicates = 0;      // messages ignored as already seen (for tests and the status line)
+    this.resets = 0;          // recovered:false snapshots
+  };
+
+  /* Requests to send after (re)connecting: resume with `since` where we have seqs, else ask history. */
+  Store.prototype.subscribeRequests = function (nextId) {
+    var requests = [];
+    var self = this;
+    GROUPS.forEach(function (group) {
+      var since = {};
+      var known = 0;
+      Object.keys(self.seq).forEach(function (channel) {
+        if (group.channels.some(function (p) { return matches(p, channel); })) {
+          since[channel] = self.seq[channel];
+          known += 1;
+        }
+      });
+      if (known === 0) {
+        var first = { op: "subscribe", id: nextId(), channels: group.channels };
+        if (group.history) first.history = group.history;
+        requests.push(first);
+        return;
+      }
+      // Split `since` so each frame stays small; re-subscribing a pattern is harmless
+      // (the extra snapshots are dropped below as already-seen seqs).
+      var chunk = {};
+      var size = 0;
+      Object.keys(since).forEach(function (channel) {
+        var entry = channel.length + 16;
+        if (size + entry > MAX_FRAME_CHARS && size > 0) {
+          requests.push({ op: "subscribe", id: nextId(), channels: group.channels, since: chunk });
+          chunk = {};
+          size = 0;
+        }
+        chunk[channel] = since[channel];
+        size += entry;
+      });
+      requests.push({ op: "subscribe", id: nextId(), channels: group.channels, since: chunk });
+    });
+    return requests;
+  };
+
+  /* The re-subscription that refills a chart or alert channel after recovered:false. */
+  Store.prototype.refillRequest = function (channel, nextId) {
+    for (var i = 0; i < GROUPS.length; i++) {
+      var group = GROUPS[i];
+      if (group.history && group.channels.some(function (p) { return matches(p, channel); })) {
+        return { op: "subscribe", id: nextId(), channels: [channel], history: group.history };
+      }
+    }
+    return null;
+  };
+
+  /* Apply one server message. Returns "refill" when the channel must be re-fetched with history. */
+  Store.prototype.apply = function (message) {
+    var type = message.type;
+    if (type !== "snapshot" && type !== "update" && type !== "history") return null;
+    var channel = message.channel;
+    var data = message.data;
+    if (typeof channel !== "string" || !data || typeof data !== "object") return null;
+    var last = this.seq[channel];
+    var outcome = null;
+    if (type === "snapshot" && message.recovered === false) {
+      this.resets += 1;
+      this.clearChannel(channel);
+      outcome = "refill";
+    } else if (type !== "history" && last !== undefined && message.seq <= last) {
+      this.duplicates += 1;
+      return null;
+    }
+    if (type !== "history" && (last === undefined || message.seq > last || outcome)) {
+      this.seq[channel] = message.seq;
+    }
+    this.applyValue(channel, data);
+    if (typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
+      this.lastEventTs = data.ts;
+    }
+    this.version += 1;
+    return outcome;
+  };
+
+  Store.prototype.clearChannel = function (channel) {
+    var family = channel.split(":", 1)[0];
+    if (family === "candles") this.candles = {};
+    else if (family === "indicators") this.indicators = {};
+    else if (family === "alerts") {
+      var kind = channel.slice("alerts:".length);
+      var alerts = this.alerts;
+      Object.keys(alerts).forEach(function (id) {
+        if (alerts[id].kind === kind) delete alerts[id];
+      });
+    }
+    // State families (sector, liquidations) are replaced by the snapshot value itself.
+  };
+
+  function keepNewer(map, key, value) {
+    var old = map[key];
+    if (old && typeof old.ts === "number" && typeof value.ts === "number" && value.ts < old.ts) return;
+    map[key] = value;
+  }
+
+  Store.prototype.applyValue = function (channel, data) {
+    var colon = channel.indexOf(":");
+    var family = channel.slice(0, colon);
+    var key = channel.slice(colon + 1);
+    if (family === "sector") {
+      this.sectors[data.sector || key] = data;
+    } else if (family === "liquidations") {
+      this.liquidations[key] = data;
+    } else if (family === "candles" && typeof data.open_time === "number") {
+      keepNewer(this.candles, data.open_time, data);
+    } else if (family === "indicators" && typeof data.open_time === "number") {
+      keepNewer(this.indicators, data.open_time, data);
+    } else if (family === "alerts") {
+      var id = data.id || channel + "@" + data.ts;
+      this.alerts[id] = data;
+      this.trimAlerts();
+    }
+  };
+
+  Store.prototype.trimAlerts = function () {
+    var ids = Object.keys(this.alerts);
+    if (ids.length <= MAX_ALERTS) return;
+    var alerts = this.alerts;
+    ids.sort(function (a, b) { return alerts[a].ts - alerts[b].ts; });
+    ids.slice(0, ids.length - MAX_ALERTS).forEach(function (id) { delete alerts[id]; });
+  };
+
+  /* Chart points, oldest first, one per open_time (candle and indicators merged). */
+  Store.prototype.series = function () {
+    var times = {};
+    Object.keys(this.candles).forEach(function (t) { times[t] = true; });
+    Object.keys(this.indicators).forEach(function (t) { times[t] = true; });
+    var self = this;
+    return Object.keys(times).map(Number).sort(function (a, b) { return a - b; }).map(function (t) {
+      var c = self.candles[t];
+      var i = self.indicators[t];
+      var close = c ? c.close : i.close;
+      return {
+        t: t,
+        open: c ? c.open : close,
+        high: c ? c.high : close,
+        low: c ? c.low : close,
+        close: close,
+        closed: c ? c.closed !== false : i.closed !== false,
+        sma50: i && typeof i.sma50 === "number" ? i.sma50 : null,
+        sma100: i && typeof i.sma100 === "number" ? i.sma100 : null,
+        rsi: i && typeof i.rsi14 === "number" ? i.rsi14 : null,
+      };
+    });
+  };
+
+  /* Alerts, newest first. */
+  Store.prototype.alertList = function () {
+    var alerts = this.alerts;
+    return Object.keys(alerts).map(function (id) { return alerts[id]; })
+      .sort(function (a, b) { return b.ts - a.ts; });
+  };
+
+  /* Sectors by cap, largest first ("total" excluded: it heads the page). */
+  Store.prototype.sectorList = function () {
+    var sectors = this.sectors;
+    return Object.keys(sectors).filter(function (id) { return id !== "total"; })
+      .map(function (id) { return sectors[id]; })
+      .sort(function (a, b) { return (b.cap_usd || 0) - (a.cap_usd || 0); });
+  };
+
+  /* Liquidation totals of one window for scopes with a prefix ("exchange:", "asset:"), biggest first. */
+  Store.prototype.liquidationScopes = function (window, prefix) {
+    var out = [];
+    var liq = this.liquidations;
+    Object.keys(liq).forEach(function (key) {
+      var value = liq[key];
+      if (key.indexOf(window + ":" + prefix) === 0) {
+        out.push({ name: key.slice(window.length + 1 + prefix.length), value: value });
+      }
+    });
+    return out.sort(function (a, b) { return b.value.total_usd - a.value.total_usd; });
+  };
+
+  /* The largest single liquidations reported by any window/scope, biggest first, deduped. */
+  Store.prototype.largest = function (limit) {
+    var seen = {};
+    var out = [];
+    var liq = this.liquidations;
+    Object.keys(liq).forEach(function (key) {
+      var big = liq[key].largest;
+      if (!big || typeof big.notional_usd !== "number") return;
+      var id = [big.exchange, big.instrument, big.ts, big.notional_usd, big.liquidated_side].join("|");
+      if (seen[id]) return;
+      seen[id] = true;
+      out.push(big);
+    });
+    out.sort(function (a, b) { return b.notional_usd - a.notional_usd; });
+    return out.slice(0, limit);
+  };
+
+  /* Members of a sector, worst 24 h change first (unknown changes last). */
+  function membersWorstFirst(sector) {
+    return (sector.members || []).slice().sort(function (a, b) {
+      var x = typeof a.change_24h_pct === "number" ? a.change_24h_pct : Infinity;
+      var y = typeof b.change_24h_pct === "number" ? b.change_24h_pct : Infinity;
+      return x - y;
+    });
+  }
+
+  root.cpStore = { Store: Store, GROUPS: GROUPS, matches: matches, membersWorstFirst: membersWorstFirst };
+})(typeof window !== "undefined" ? window : this);

@@ -72,7 +72,7 @@ class Client:
         socket is not backed up; False means the caller must queue the message instead."""
         ws = self.ws
         if (self.closing or len(self.queue) or ws.protocol.state is not State.OPEN
-                or ws.send_in_progress is not None
+                or ws.send_in_progress is not None or ws.transport.is_closing()
                 or ws.transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT):
             return False
         ws.transport.write(frame)

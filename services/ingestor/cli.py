@@ -1,7 +1,223 @@
-"""Command-line entry of the ingestor (being built; see its issue)."""
+"""Command-line entry of the ingestor: ``cryptopulse ingest``, ``replay`` and ``record``."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import orjson
+
+from services.common.frames import RawFrame
+from services.common.kafka import wait_for_kafka
+from services.common.logs import setup_logging
+from services.common.metrics import serve_metrics
+from services.common.settings import KafkaSettings, load
+from services.ingestor.pipeline import Record
+from services.ingestor.service import Source
+from services.ingestor.settings import IngestorSettings
+from services.ingestor.sources import (
+    RecordingWriter,
+    SourceError,
+    open_scenario,
+    paced,
+    parse_speed,
+    read_recording,
+    replay_path,
+)
+
+log = logging.getLogger("cryptopulse.ingestor")
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def select_venues(settings: IngestorSettings) -> list[Any]:
+    """The adapters named by ``ingest_venues`` (all when empty), with their subscriptions."""
+    from services.ingestor.instruments import load_instruments
+    from services.ingestor.venues.base import Subscription
+    from services.ingestor.venues.registry import venues
+
+    known = venues()
+    wanted = settings.ingest_venues or tuple(known)
+    unknown = [v for v in wanted if v not in known]
+    if unknown:
+        raise SourceError(f"unknown venue(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    chosen = []
+    for venue_id in wanted:
+        instruments = load_instruments(venue_id)
+        symbols = [s for s in settings.ingest_symbols if s in instruments] if settings.ingest_symbols else [
+            s for s, inst in instruments.items() if inst.listed]
+        chosen.append((known[venue_id], Subscription(trades=tuple(symbols))))
+    return chosen
+
+
+def _timing(settings: IngestorSettings) -> Any:
+    from services.ingestor.runtime import Timing
+
+    stale = {name: value for name, value in (("trades", settings.stale_trades_seconds),
+                                             ("liquidations", settings.stale_liquidations_seconds))
+             if value is not None}
+    return Timing(backoff_initial=settings.reconnect_backoff_initial, backoff_max=settings.reconnect_backoff_max,
+                  connect_timeout=settings.connect_timeout, stale_after=stale,
+                  rotate_after=settings.rotate_after_seconds)
+
+
+async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
+    from services.ingestor.instruments import refresh_from_rest
+    from services.ingestor.runtime import live_frames
+
+    if settings.ingest_refresh_instruments and not settings.venue_url_override:
+        for venue_id in settings.ingest_venues or ():
+            await asyncio.to_thread(refresh_from_rest, venue_id)
+    return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
+
+
+async def open_source(settings: IngestorSettings) -> tuple[Source, list[Record], str]:
+    """(frames, reference records to publish first, description) for ``ingest_source``."""
+    source = settings.ingest_source
+    speed = parse_speed(settings.replay_speed)
+    path = replay_path(source)
+    if path is not None:
+        if not path.is_file():
+            raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
+        return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
+    if source == "scenario":
+        scenario = open_scenario(settings)
+        reference = [(topic.name, key.encode(), orjson.dumps(value))
+                     for topic, key, value in scenario.reference_records()]
+        return paced(scenario.frames(), speed), reference, scenario.describe()
+    if source == "live":
+        return await _live_source(settings), [], "live exchange websockets"
+    raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
+
+
+async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None) -> int:
+    from services.ingestor.service import Ingestor, build_pipeline, build_publisher
+    from services.ingestor.venues.registry import venues
+
+    frames, reference, description = await open_source(settings)
+    await wait_for_kafka(kafka.bootstrap)
+    if metrics_port is not None:
+        serve_metrics(metrics_port, service="ingestor")
+    stop = _stop_event()
+    publisher = build_publisher(settings, kafka)
+    await publisher.start()
+    live = settings.ingest_source == "live"
+    ingestor = Ingestor(build_pipeline(settings, venues()), publisher, bar_interval_ms=settings.bar_interval_ms,
+                        clock=(lambda: time.time_ns() // 1_000_000) if live else None)
+    log.info("ingesting: %s", description)
+    try:
+        summary = await ingestor.run(frames, stop, reference)
+        log.info("source %s: %s", "stopped" if stop.is_set() else "ended", summary.line())
+        if settings.hold and not stop.is_set():
+            log.info("holding (serving metrics) until stopped; CRYPTOPULSE_HOLD=false exits instead")
+            await stop.wait()
+    finally:
+        flushed = await publisher.stop(timeout=5.0)
+    return 0 if flushed else 1
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from services.cli import kafka_settings
+
+    kafka = kafka_settings(args)
+    settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
+                    ingest_venues=tuple(args.venues) if args.venues else None,
+                    ingestor_metrics_port=args.metrics_port)
+    setup_logging(kafka.log_level, "ingestor")
+    return asyncio.run(ingest(settings, kafka, settings.ingestor_metrics_port))
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    args.source = f"replay:{args.file}"
+    return _cmd_ingest(args)
+
+
+async def record(settings: IngestorSettings, out: Path, seconds: float | None, max_frames: int | None) -> int:
+    frames = await _live_source(settings)
+    writer = RecordingWriter(out)
+    stop = _stop_event()
+    deadline = time.monotonic() + seconds if seconds else None
+
+    async def copy() -> None:
+        async for frame in frames:
+            writer.write(frame)
+            if max_frames is not None and writer.count >= max_frames:
+                return
+
+    task = asyncio.create_task(copy())
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, timeout=deadline - time.monotonic() if deadline else None,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        waiter.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+        await frames.aclose()  # type: ignore[attr-defined]
+        writer.close()
+    log.info("recorded %d frames to %s", writer.count, out)
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from services.cli import kafka_settings
+
+    kafka = kafka_settings(args)
+    settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,
+                    ingest_symbols=tuple(args.symbols) if args.symbols else None)
+    setup_logging(kafka.log_level, "ingestor")
+    return asyncio.run(record(settings, Path(args.out), args.seconds, args.frames))
+
+
+def _venues_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--venues", nargs="+", metavar="VENUE",
+                        help="venue ids (CRYPTOPULSE_INGEST_VENUES; default: every adapter)")
+
+
+def _ingest_flags(parser: argparse.ArgumentParser, *, speed_only: bool = False) -> None:
+    from services.cli import add_kafka_flags
+
+    if not speed_only:
+        parser.add_argument("--source", help="scenario | replay:PATH | live (CRYPTOPULSE_INGEST_SOURCE)")
+    parser.add_argument("--speed", help="replay speed: 1 (real time), N (N x faster) or max")
+    parser.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
+                        help="after a finite source ends, keep serving metrics (CRYPTOPULSE_HOLD)")
+    parser.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_INGESTOR_METRICS_PORT)")
+    _venues_flag(parser)
+    add_kafka_flags(parser)
 
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
+    ingest_parser = sub.add_parser("ingest", help="ingest exchange frames (scenario, replay or live) into Kafka")
+    _ingest_flags(ingest_parser)
+    ingest_parser.set_defaults(handler=_cmd_ingest)
+
+    replay = sub.add_parser("replay", help="ingest a recording: same as ingest --source replay:FILE")
+    replay.add_argument("file", help="JSONL recording of raw frames (optionally .zst)")
+    _ingest_flags(replay, speed_only=True)
+    replay.set_defaults(handler=_cmd_replay)
+
+    rec = sub.add_parser("record", help="record raw frames from the live venues to JSONL (.zst: compressed)")
+    rec.add_argument("--out", required=True, help="output file (FILE.jsonl or FILE.jsonl.zst)")
+    rec.add_argument("--symbols", nargs="+", help="venue-native symbols (default: every listed instrument)")
+    rec.add_argument("--seconds", type=float, help="stop after this many seconds")
+    rec.add_argument("--frames", type=int, help="stop after this many frames")
+    _venues_flag(rec)
+    from services.cli import add_kafka_flags
+
+    add_kafka_flags(rec)
+    rec.set_defaults(handler=_cmd_record)
+

@@ -125,7 +125,12 @@ class ConnectionRules:
 
 
 class Venue(Protocol):
-    """What every venue module exports as ``VENUE``."""
+    """What every venue module exports as ``VENUE``.
+
+    Optional extra: ``channel_of(frame: str) -> str | None`` ("trades"/"liquidations"), a cheap
+    look at a frame that lets the runtime apply per-stream staleness thresholds; without it any
+    frame counts as activity of every stream of its connection.
+    """
 
     id: str                      # stable id used in events, metrics and dead letters (e.g. "binance-usdm")
     rules: ConnectionRules

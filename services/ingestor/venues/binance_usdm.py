@@ -101,6 +101,16 @@ class BinanceUsdm:
     def connect_url(self, subscription: Subscription) -> str:
         return f"{self.rules.url}/stream?streams={'/'.join(self.streams(subscription))}"
 
+    @staticmethod
+    def channel_of(frame: str) -> str | None:
+        """The channel of a combined-stream frame from its envelope (cheap; used for staleness)."""
+        head = frame[:64]
+        if "@aggTrade" in head:
+            return "trades"
+        if "forceOrder" in head:
+            return "liquidations"
+        return None
+
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         return []   # the combined-stream URL selects the streams
 

@@ -1,0 +1,218 @@
+"""Batched, keyed, bounded Kafka publishing that never drops a record silently.
+
+Records ``(topic, key, value)`` go into a buffer bounded by ``buffer_limit`` *unacknowledged*
+records: :meth:`Publisher.publish` awaits while it is full, which pauses whoever feeds it (the
+sources). A sender task takes chunks of the buffer, partitions them with Kafka's default
+murmur2 partitioner on the key, appends them to one aiokafka batch per (topic, partition) and
+hands the batches over with ``send_batch`` (no per-message future). Up to ``inflight`` chunks
+await their acknowledgements at once. A batch that fails is counted, logged and put back at the
+front of the buffer after a capped backoff: retried until Kafka acknowledges it (``acks=all``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+from services.common.errors import StartupError
+from services.common.kafka import producer_kwargs
+from services.common.settings import KafkaSettings
+from services.ingestor import metrics
+from services.ingestor.pipeline import Record
+
+log = logging.getLogger("cryptopulse.ingestor.producer")
+
+_Pending = tuple[Record, float]   # record, enqueue time (monotonic)
+
+
+class Publisher:
+    def __init__(self, kafka: KafkaSettings, *, buffer_limit: int = 200_000, chunk: int = 16_384,
+                 inflight: int = 4, retry_backoff_max: float = 5.0, **producer_overrides: Any) -> None:
+        self.buffer_limit = max(1, buffer_limit)
+        self.chunk = max(1, chunk)
+        self.retry_backoff_max = retry_backoff_max
+        kwargs = producer_kwargs(kafka, **producer_overrides)
+        self.idempotent = bool(kwargs.get("enable_idempotence"))
+        self.producer = AIOKafkaProducer(**kwargs)
+        self.partitioner = DefaultPartitioner()
+        self.acked: collections.Counter[str] = collections.Counter()
+        self.errors = 0
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._unacked = 0                 # queued + in flight
+        self._space = asyncio.Event()
+        self._work = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._inflight = asyncio.Semaphore(max(1, inflight))
+        self._partitions: dict[str, list[int]] = {}
+        self._sender: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failures_in_a_row = 0
+        self._full_logged = False
+
+    async def start(self) -> None:
+        try:
+            await self.producer.start()
+        except KafkaError as exc:
+            await self.producer.stop()
+            hint = (" (the broker may not support idempotent producers: CRYPTOPULSE_KAFKA_IDEMPOTENCE=false)"
+                    if self.idempotent else "")
+            raise StartupError(f"Kafka producer failed to start: {type(exc).__name__}{hint}") from exc
+        self._sender = asyncio.create_task(self._send_loop(), name="publisher")
+
+    async def publish(self, records: Iterable[Record]) -> None:
+        """Queue ``records``; waits (backpressure) while ``buffer_limit`` records are unacknowledged."""
+        now = time.monotonic()
+        for record in records:
+            while self._unacked >= self.buffer_limit:
+                self._on_full()
+                self._space.clear()
+                await self._space.wait()
+            self._queue.append((record, now))
+            self._unacked += 1
+        if self._unacked:
+            self._idle.clear()
+        metrics.PRODUCER_BUFFER.set(self._unacked)
+        self._work.set()
+
+    def _on_full(self) -> None:
+        metrics.PRODUCER_OVERFLOW.inc()
+        if not self._full_logged:
+            self._full_logged = True
+            log.warning("producer buffer full (%d unacknowledged): pausing sources until Kafka catches up",
+                        self._unacked)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued record is acknowledged; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        return self._unacked
+
+    async def stop(self, timeout: float = 10.0) -> bool:
+        """Flush (up to ``timeout``), then stop the sender and the client. True if nothing was left."""
+        flushed = await self.flush(timeout)
+        if not flushed:
+            log.error("stopping with %d records not acknowledged by Kafka", self._unacked)
+        if self._sender:
+            self._sender.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(t for t in (self._sender, *self._tasks) if t), return_exceptions=True)
+        await self.producer.stop()
+        return flushed
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        known = self._partitions.get(topic)
+        if known is None:
+            known = self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+        return known
+
+    async def _send_loop(self) -> None:
+        while True:
+            if not self._queue:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            await self._inflight.acquire()
+            take = min(self.chunk, len(self._queue))
+            chunk = [self._queue.popleft() for _ in range(take)]
+            try:
+                futures = await self._dispatch(chunk)
+            except (KafkaError, OSError) as exc:
+                self._inflight.release()
+                await self._failed(chunk, exc)
+                continue
+            task = asyncio.create_task(self._await_acks(futures))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _dispatch(self, chunk: list[_Pending]) -> list[tuple[asyncio.Future[Any], list[_Pending]]]:
+        """Append the chunk to one batch per (topic, partition) and hand each batch to aiokafka."""
+        groups: dict[tuple[str, int], list[_Pending]] = {}
+        partitioner = self.partitioner
+        for pending in chunk:
+            topic, key, _ = pending[0]
+            partitions = self._partitions.get(topic) or await self._partitions_of(topic)
+            partition = partitioner(key, partitions, partitions)
+            groups.setdefault((topic, partition), []).append(pending)
+        futures: list[tuple[asyncio.Future[Any], list[_Pending]]] = []
+        for (topic, partition), items in groups.items():
+            start = 0
+            while start < len(items):
+                batch = self.producer.create_batch()
+                end = start
+                while end < len(items):
+                    _, key, value = items[end][0]
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        break
+                    end += 1
+                if end == start:   # a single record larger than a batch: send it on its own
+                    _, key, value = items[start][0]
+                    future = await self.producer.send(topic, value=value, key=key, partition=partition)
+                    end = start + 1
+                else:
+                    batch.close()
+                    future = await self.producer.send_batch(batch, topic, partition=partition)
+                futures.append((future, items[start:end]))
+                start = end
+        return futures
+
+    async def _await_acks(self, futures: list[tuple[asyncio.Future[Any], list[_Pending]]]) -> None:
+        try:
+            failed: list[_Pending] = []
+            error: BaseException | None = None
+            for future, items in futures:
+                try:
+                    await future
+                except (KafkaError, OSError) as exc:
+                    failed.extend(items)
+                    error = exc
+                    continue
+                self._acked(items)
+            if failed and error is not None:
+                await self._failed(failed, error)
+            else:
+                self._failures_in_a_row = 0
+        finally:
+            self._inflight.release()
+
+    def _acked(self, items: list[_Pending]) -> None:
+        now = time.monotonic()
+        topic = items[0][0][0]
+        self.acked[topic] += len(items)
+        metrics.PUBLISHED.labels(topic).inc(len(items))
+        metrics.PUBLISH_LATENCY.observe(now - items[0][1])
+        self._unacked -= len(items)
+        metrics.PRODUCER_BUFFER.set(self._unacked)
+        if self._unacked < self.buffer_limit:
+            self._space.set()
+            self._full_logged = False
+        if self._unacked == 0:
+            self._idle.set()
+
+    async def _failed(self, items: list[_Pending], exc: BaseException) -> None:
+        """Count, log, back off (capped, doubling) and put the records back at the front."""
+        self.errors += 1
+        self._failures_in_a_row += 1
+        metrics.PUBLISH_ERRORS.inc()
+        delay = min(self.retry_backoff_max, 0.1 * 2 ** min(self._failures_in_a_row, 10))
+        log.warning("publishing %d records failed (%s: %s); retrying in %.1f s",
+                    len(items), type(exc).__name__, exc, delay)
+        self._partitions.clear()   # the cluster may have changed (restart, new partitions)
+        await asyncio.sleep(delay)
+        self._queue.extendleft(reversed(items))
+        self._work.set()

@@ -407,19 +407,38 @@ class SignalEngine:
                 "id": f"{kind}:{subject}:{detail}", "ts": ts, "ts_emit": self.clock()}
 
     def state(self) -> dict[str, Any]:
-        return {"v": STATE_VERSION, "series": {k: v.state() for k, v in self.series.items()},
-                "flags": dict(self.flags), "liq": {k: dict(v) for k, v in self.liq.items()}}
+        return {"series": {k: v.state() for k, v in self.series.items()}, **self.book_state()}
 
     @classmethod
     def from_state(cls, settings: ProcessorSettings, state: dict[str, Any],
                    clock: Callable[[], int] = now_ms) -> SignalEngine:
+        engine = cls(settings, clock)
+        engine.load_book_state(state)
+        for key, series_state in state["series"].items():
+            engine.load_series_state(key, series_state)
+        return engine
+
+    # Finer-grained state, for a table keyed like the candles: after on_candle/seed_history only
+    # the candle's ``series:interval`` changed; after the other inputs only the book did.
+
+    def series_state(self, key: str) -> dict[str, Any] | None:
+        """State of one ``series:interval`` (None if never seen)."""
+        st = self.series.get(key)
+        return None if st is None else st.state()
+
+    def load_series_state(self, key: str, state: dict[str, Any]) -> None:
+        self.series[key] = _Series.from_state(state)
+
+    def book_state(self) -> dict[str, Any]:
+        """Edge flags and latest liquidation totals (everything but the series)."""
+        return {"v": STATE_VERSION, "flags": dict(self.flags),
+                "liq": {k: dict(v) for k, v in self.liq.items()}}
+
+    def load_book_state(self, state: dict[str, Any]) -> None:
         if state.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported signal state version {state.get('v')!r}")
-        engine = cls(settings, clock)
-        engine.series = {k: _Series.from_state(v) for k, v in state["series"].items()}
-        engine.flags = dict(state["flags"])
-        engine.liq = {k: dict(v) for k, v in state["liq"].items()}
-        return engine
+        self.flags = dict(state["flags"])
+        self.liq = {k: dict(v) for k, v in state["liq"].items()}
 
 
 def _candle_fields(candle: dict[str, Any]) -> tuple[str, str, int, float, bool, int]:

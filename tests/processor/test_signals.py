@@ -358,3 +358,11 @@ def test_engine_state_round_trip_gives_identical_outputs() -> None:
                  [{k: v for k, v in a.items() if k != "ts_emit"} for a in alerts]) for value, alerts in pairs]
 
     assert strip(got) == strip(expected[70:])
+    # The same through per-key state (a table keyed by series:interval plus the book).
+    per_key = SignalEngine(SETTINGS, clock=Clock())
+    per_key.load_book_state(json.loads(json.dumps(first.book_state())))
+    series_state = first.series_state("total:1d")
+    assert series_state is not None and first.series_state("BTC:1m") is None
+    per_key.load_series_state("total:1d", json.loads(json.dumps(series_state)))
+    assert per_key.state() == first.state()
+    assert strip([per_key.on_candle(candle(i, c)) for i, c in enumerate(closes[70:], 70)]) == strip(expected[70:])

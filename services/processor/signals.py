@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +69,12 @@ def round_levels(close: float, mult: float) -> tuple[float, float, float]:
 
 def _minute(ts: int) -> int:
     return ts // 60_000 * 60_000
+
+
+def _when(open_time: int, interval: str) -> str:
+    """UTC date of a daily candle, date and time of shorter ones."""
+    at = datetime.fromtimestamp(open_time / 1000, tz=UTC)
+    return at.strftime("%Y-%m-%d" if interval == "1d" else "%Y-%m-%d %H:%M UTC")
 
 
 def _describe(series: str) -> str:
@@ -254,8 +261,8 @@ class SignalEngine:
                 word = "high" if sign > 0 else "low"
                 out.append(self._candle_alert(
                     kind, value, word,
-                    f"{what} made a local {word} of {fmt_value(extreme)} "
-                    f"({value['interval']} candle opening {int(at)})",
+                    f"{what} made a local {word} of {fmt_value(extreme)} on {_when(int(at), value['interval'])} "
+                    f"({value['interval']} candle)",
                     {"price": extreme, "lookback": s.alert_local_lookback, "confirm": s.alert_local_confirm},
                     open_time=int(at)))
         return out

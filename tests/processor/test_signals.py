@@ -366,3 +366,35 @@ def test_engine_state_round_trip_gives_identical_outputs() -> None:
     per_key.load_series_state("total:1d", json.loads(json.dumps(series_state)))
     assert per_key.state() == first.state()
     assert strip([per_key.on_candle(candle(i, c)) for i, c in enumerate(closes[70:], 70)]) == strip(expected[70:])
+
+
+def test_article_signals_from_the_scenario_daily_closes() -> None:
+    """The scenario's total-cap daily closes (backfill + live week) raise the article's signals."""
+    history = pytest.importorskip("services.scenario.history")
+    closes = history.solve_total_closes()
+    start = 1_726_963_200_000  # 2024-09-22, first backfilled day
+    peak = getattr(history, "TOTAL_PEAK_0120", None)
+
+    def day(i: int, close: float, high: float | None = None) -> dict[str, Any]:
+        open_time = start + i * DAY
+        return {"series": "total", "interval": "1d", "open_time": open_time, "open": close,
+                "high": high or close, "low": close, "close": close, "closed": True, "ts": open_time + DAY - 1}
+
+    eng = engine()
+    for i, close in enumerate(closes.history):
+        eng.seed_history(day(i, close))
+    alerts: list[dict[str, Any]] = []
+    for k, close in enumerate(closes.live):
+        _, new = eng.on_candle(day(len(closes.history) + k, close, peak if k == 0 else None))
+        alerts += new
+    jan = {f"2025-01-{d:02d}": start + (len(closes.history) + d - 20) * DAY for d in range(20, 28)}
+    rsi = of(alerts, "rsi_cross", level=50, direction="below")
+    assert len(rsi) == 1 and jan["2025-01-24"] < rsi[0]["values"]["open_time"] <= jan["2025-01-27"]
+    testing = of(alerts, "sma_cross", testing=True, sma_period=50)
+    assert [a["values"]["open_time"] for a in testing] == [jan["2025-01-27"]]
+    assert 0 <= testing[0]["values"]["dist_pct"] <= 1.0
+    support = of(alerts, "support_resistance")[-1]["values"]
+    assert support["support"] == 3.2e12 and support["open_time"] == jan["2025-01-27"]
+    highs = of(alerts, "local_high")
+    assert [a["values"]["open_time"] for a in highs] == [jan["2025-01-20"]]
+    assert "on 2025-01-20" in highs[0]["message"]

@@ -95,9 +95,10 @@ class SeriesIndicators:
 
     def close(self, value: float) -> Values:
         """Commit a closed candle's close and return every indicator at it."""
-        step = self._step(_checked(value))
+        x = _checked(value)
+        step = self._step(x)
         self.count += 1
-        self.window.append(value)
+        self.window.append(x)
         self.sums, self.ema = step.sums, step.ema
         self.gain, self.loss = step.gain, step.loss
         self.seed_gain, self.seed_loss = step.seed_gain, step.seed_loss

@@ -18,6 +18,7 @@ HOUR_MS = 3_600_000
 END_DAY = 1_737_936_000_000  # 2025-01-27T00:00:00Z: the selloff day's daily candle
 NOW = END_DAY + 23 * HOUR_MS + 59 * 60_000
 DAYS = 130
+FIRST_DAY = END_DAY - (DAYS - 1) * DAY_MS
 
 Record = tuple[str, str, dict[str, Any]]
 
@@ -63,7 +64,7 @@ def _rsi(values: list[float], end: int, n: int = 14) -> float | None:
 
 
 def candle_and_indicators(closes: list[float], index: int, closed: bool, ts: int) -> list[Record]:
-    open_time = END_DAY - (len(closes) - 1 - index) * DAY_MS
+    open_time = FIRST_DAY + index * DAY_MS
     close = closes[index]
     opened = closes[index - 1] if index else close
     candle = {"series": "total", "interval": "1d", "open_time": open_time, "open": opened,

@@ -4,6 +4,7 @@ process on the embedded broker, through a kill -9 and restart of the gateway."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from typing import Any
 
@@ -67,9 +68,17 @@ def test_formatting_and_store_in_browser() -> None:
     assert store["closes"] == [11, 22]
     assert store["duplicates"] == 1
     assert store["after_reset"] == [3000]
-    assert store["refill"] == {"op": "subscribe", "id": 99, "channels": ["candles:total:1d"], "history": 1000}
-    assert store["first_requests"][0]["history"] == 1000
+    chart_group = store["groups"][0]
+    assert chart_group["channels"] == ["candles:total:1d"]
+    assert store["refill"] == {"op": "subscribe", "id": 99, "channels": ["candles:total:1d"],
+                               "history": chart_group["history"]}
+    assert store["first_requests"][0]["history"] == chart_group["history"]
     assert all("since" not in r for r in store["first_requests"])
+    history_per_request = [r.get("history", 0) for r in store["first_requests"]]
+    assert max(history_per_request) < 1000, "one request's history must fit the gateway's send queue"
+    candles_resume = store["resume"][0]
+    assert candles_resume["since"] == {"candles:total:1d": 9}
+    assert candles_resume["history"] == chart_group["resumeHistory"] > 0
     assert max(store["frame_sizes"]) < 4096
     assert store["resumed_channels"] == 301
     assert store["worst_first"] == ["GPU", "RENDER", "FET", "X"]
@@ -103,7 +112,8 @@ STORE_SCRIPT = """() => {
   const worst_first = window.cpStore.membersWorstFirst({members: [
     {asset: "FET", change_24h_pct: -10.4}, {asset: "X", change_24h_pct: null},
     {asset: "GPU", change_24h_pct: -27.3}, {asset: "RENDER", change_24h_pct: -14.6}]}).map(m => m.asset);
-  return {points, closes, duplicates, after_reset, refill, first_requests: first, frame_sizes,
+  return {points, closes, duplicates, after_reset, refill, first_requests: first, frame_sizes, resume,
+          groups: window.cpStore.GROUPS,
           resumed_channels: resumed.size, worst_first};
 }"""
 
@@ -179,6 +189,13 @@ def test_dashboard_follows_gateway_through_restart(broker, services) -> None:  #
             await assert_headline(page, url)
             days |= open_times(later)
             await expect(page.get_by_test_id("cap-chart")).to_have_attribute("data-points", str(len(days)))
+            # The day that closed while the gateway was down is drawn closed, at its final value
+            # (a resumed state channel is conflated to its latest record: the page asks for history too).
+            closed = next(v for t, _, v in later if t == feed.topics.CANDLES.name and v["closed"])
+            candle = page.locator(f'[data-testid=cap-chart] g.c[data-t="{closed["open_time"]}"]')
+            await expect(candle).not_to_have_class(re.compile(r"\bforming\b"))
+            shown = await page.evaluate("t => window.cryptopulse.store.candles[t]", closed["open_time"])
+            assert shown["closed"] is True and shown["close"] == closed["close"]
 
             await produce(broker.bootstrap, feed.sector_records(total_cap=3.452e12, ts=feed.NOW + 3 * feed.HOUR_MS))
             await expect(page.get_by_test_id("total-cap")).to_have_text(usd(3.452e12), timeout=15_000)

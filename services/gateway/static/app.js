@@ -27,6 +27,8 @@
     attempt: 0,
     requestId: 0,
     lastMessageAt: 0,
+    pending: [],       // subscribe requests not sent yet (see sendNextRequest)
+    barrier: null,     // id of the ping whose pong releases the next request
     reconnects: 0,
     retryTimer: null,
     state: "connecting",
@@ -78,7 +80,9 @@
     conn.ws = ws;
     ws.onopen = function () {
       conn.lastMessageAt = Date.now();
-      store.subscribeRequests(nextId).forEach(function (req) { send(ws, req); });
+      conn.pending = store.subscribeRequests(nextId);
+      conn.barrier = null;
+      sendNextRequest(ws);
     };
     ws.onmessage = function (event) {
       conn.lastMessageAt = Date.now();
@@ -99,6 +103,19 @@
     ws.onerror = function () { /* onclose follows and schedules the retry */ };
   }
 
+  /* One subscribe at a time, each followed by a ping: its pong comes after everything the request
+   * queued (history, replay, snapshots), so no burst of requests can overflow the gateway's queue. */
+  function sendNextRequest(ws) {
+    var request = conn.pending.shift();
+    if (!request) {
+      conn.barrier = null;
+      return;
+    }
+    send(ws, request);
+    conn.barrier = nextId();
+    send(ws, { op: "ping", id: conn.barrier });
+  }
+
   function scheduleReconnect(why) {
     if (conn.retryTimer !== null) return;
     var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, conn.attempt));
@@ -112,7 +129,11 @@
   function onMessage(ws, message) {
     if (message.type === "ack") {
       conn.attempt = 0;
-      setStatus("live");
+      if (conn.state !== "live") setStatus("live");
+      return;
+    }
+    if (message.type === "pong") {
+      if (message.id === conn.barrier) sendNextRequest(ws);
       return;
     }
     if (message.type === "error") {
@@ -121,7 +142,10 @@
     }
     if (store.apply(message) === "refill") {
       var refill = store.refillRequest(message.channel, nextId);
-      if (refill) send(ws, refill);
+      if (refill) {
+        conn.pending.push(refill);
+        if (conn.barrier === null) sendNextRequest(ws);
+      }
     }
     scheduleRender();
   }
@@ -152,14 +176,17 @@
     }, wait);
   }
 
+  /* Redraw the panels whose data changed (all of them when forced: resize, expand, first paint). */
   function render(force) {
     if (!force && store.version === renderedVersion) return;
     renderedVersion = store.version;
+    var dirty = store.takeDirty();
+    var all = !!force;
     renderKpis();
-    renderCharts();
-    renderSectors();
-    renderLiquidations();
-    renderAlerts();
+    if (all || dirty.candles || dirty.indicators) renderCharts();
+    if (all || dirty.sector) renderSectors();
+    if (all || dirty.liquidations) renderLiquidations();
+    if (all || dirty.alerts) renderAlerts();
     byTest("as-of").textContent = fmt.utc(store.lastEventTs);
     byTest("conn-detail").textContent = "reconnects " + conn.reconnects + " · duplicates skipped " +
       store.duplicates;

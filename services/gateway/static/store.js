@@ -8,20 +8,28 @@
 (function (root) {
   "use strict";
 
-  var CHART_HISTORY = 1000;
-  var ALERT_HISTORY = 200;
+  // Each request's history is queued at once by the gateway next to at most
+  // CRYPTOPULSE_GATEWAY_QUEUE_SIZE (default 1000) unconflated messages: one chart channel per request,
+  // and the app waits for a pong after each request before sending the next one.
+  var CHART_HISTORY = 900;
+  // On resume the gateway conflates a state channel's replay to its latest value, so chart channels
+  // also ask for recent history: candles that closed while we were away are not lost.
+  var CHART_RESUME_HISTORY = 300;
+  var ALERT_HISTORY = 50;
   var MAX_ALERTS = 200;
   // Client frames must stay under the gateway's CRYPTOPULSE_GATEWAY_MAX_FRAME_BYTES (default 4096).
   var MAX_FRAME_CHARS = 3500;
 
-  /* What the page subscribes to, in groups that share a `history` depth. */
+  /* What the page subscribes to; one request (or more, for long `since` maps) per group. */
   var GROUPS = [
-    { channels: ["candles:total:1d", "indicators:total:1d"], history: CHART_HISTORY },
-    { channels: ["alerts:*"], history: ALERT_HISTORY },
+    { channels: ["candles:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
+    { channels: ["indicators:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
+    { channels: ["alerts:*"], history: ALERT_HISTORY, resumeHistory: 0 },
     {
       channels: ["sector:*", "liquidations:1h:all", "liquidations:4h:all", "liquidations:12h:all",
         "liquidations:24h:*"],
       history: 0,
+      resumeHistory: 0,
     },
   ];
 
@@ -45,6 +53,7 @@
     this.alerts = {};         // alert id -> alert value
     this.lastEventTs = null;  // newest event time seen in any value
     this.version = 0;         // bumps on every applied change (render trigger)
+    this.dirty = {};          // family -> true when changed since the last takeDirty()
     this.duplicates = 0;      // messages ignored as already seen (for tests and the status line)
     this.resets = 0;          // recovered:false snapshots
   };
@@ -72,17 +81,22 @@
       // (the extra snapshots are dropped below as already-seen seqs).
       var chunk = {};
       var size = 0;
+      var flush = function () {
+        var request = { op: "subscribe", id: nextId(), channels: group.channels, since: chunk };
+        if (group.resumeHistory) request.history = group.resumeHistory;
+        requests.push(request);
+      };
       Object.keys(since).forEach(function (channel) {
         var entry = channel.length + 16;
         if (size + entry > MAX_FRAME_CHARS && size > 0) {
-          requests.push({ op: "subscribe", id: nextId(), channels: group.channels, since: chunk });
+          flush();
           chunk = {};
           size = 0;
         }
         chunk[channel] = since[channel];
         size += entry;
       });
-      requests.push({ op: "subscribe", id: nextId(), channels: group.channels, since: chunk });
+      flush();
     });
     return requests;
   };
@@ -119,11 +133,19 @@
       this.seq[channel] = message.seq;
     }
     this.applyValue(channel, data);
+    this.dirty[channel.slice(0, channel.indexOf(":"))] = true;
     if (typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
       this.lastEventTs = data.ts;
     }
     this.version += 1;
     return outcome;
+  };
+
+  /* Families changed since the last call (the renderer redraws only those panels). */
+  Store.prototype.takeDirty = function () {
+    var dirty = this.dirty;
+    this.dirty = {};
+    return dirty;
   };
 
   Store.prototype.clearChannel = function (channel) {

@@ -4,12 +4,15 @@ stable id; candles are idempotent; values and alerts conform to their schemas.""
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.common.topics import ALERTS, INDICATORS
 from services.processor.indicators import SeriesIndicators
@@ -398,3 +401,29 @@ def test_article_signals_from_the_scenario_daily_closes() -> None:
     highs = of(alerts, "local_high")
     assert [a["values"]["open_time"] for a in highs] == [jan["2025-01-20"]]
     assert "on 2025-01-20" in highs[0]["message"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.integers(min_value=30, max_value=160))
+def test_redelivery_and_forming_candles_change_no_alert(seed_: int, n: int) -> None:
+    """Redelivered closed candles and forming updates interleaved: the same alerts, unique ids."""
+    rng = random.Random(seed_)
+    closes, x = [], 100.0
+    for _ in range(n):
+        x = max(1.0, x * (1 + rng.gauss(0, 0.05)))
+        closes.append(round(x, 2))
+
+    def strip(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in a.items() if k != "ts_emit"} for a in alerts]
+
+    clean = strip(feed(engine(), closes))
+    noisy_engine, noisy = engine(), []
+    for i, close in enumerate(closes):
+        for _ in range(rng.randint(0, 2)):
+            noisy += noisy_engine.on_candle(candle(i, close * rng.uniform(0.9, 1.1), closed=False))[1]
+        noisy += noisy_engine.on_candle(candle(i, close))[1]
+        for _ in range(rng.randint(0, 2)):
+            j = rng.randint(0, i)
+            noisy += noisy_engine.on_candle(candle(j, closes[j]))[1]
+    assert strip(noisy) == clean
+    assert len({a["id"] for a in clean}) == len(clean)

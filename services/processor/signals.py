@@ -160,19 +160,16 @@ class SignalEngine:
             st = self.series[key] = _Series()
         if st.last is not None and st.last_open_time is not None and open_time <= st.last_open_time:
             return {**st.last, "ts_emit": self.clock()}, []
+        head = {"series": series, "interval": interval, "open_time": open_time, "close": close,
+                "closed": closed}
         if not closed:
-            return self._value(candle, st.ind.preview(close)), []
-        value = self._value(candle, st.ind.close(close))
+            return {**head, **st.ind.preview(close), "ts": ts, "ts_emit": self.clock()}, []
+        value = {**head, **st.ind.close(close), "ts": ts, "ts_emit": self.clock()}
         alerts: list[Alert] = []
         if interval in self.settings.alert_intervals:
             alerts = self._candle_alerts(st, candle, value)
         st.last_open_time, st.last = open_time, {k: v for k, v in value.items() if k != "ts_emit"}
         return value, (alerts if emit else [])
-
-    def _value(self, candle: dict[str, Any], values: dict[str, float | None]) -> dict[str, Any]:
-        return {"series": candle["series"], "interval": candle["interval"],
-                "open_time": candle["open_time"], "close": float(candle["close"]),
-                "closed": candle["closed"], **values, "ts": candle["ts"], "ts_emit": self.clock()}
 
     def _candle_alerts(self, st: _Series, candle: dict[str, Any], value: dict[str, Any]) -> list[Alert]:
         alerts = self._sma_alerts(st, value)

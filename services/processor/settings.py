@@ -12,10 +12,19 @@ from services.common.settings import register, setting
 class ProcessorSettings:
     processor_metrics_port: int = setting(9302, "Processor Prometheus /metrics port.")
     processor_app_id: str = setting("cryptopulse-processor", "Faust app id (consumer group, changelog prefix).")
+    processor_emit_interval: float = setting(
+        1.0, "Conflation: at most one derived update per key per this many seconds (only when changed).")
+    processor_batch_size: int = setting(5000, "Trade bars taken from the stream per batch at most.")
+    processor_batch_within: float = setting(0.05, "Seconds to wait for a batch of trade bars to fill.")
+    processor_datadir: str = setting(
+        "", "Faust data directory. Empty: a fresh temporary directory per worker (state lives in changelogs).")
+    processor_web_port: int = setting(0, "Faust web server port; 0 turns the web server off.")
 
     # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
     alert_intervals: tuple[str, ...] = setting(
-        ("1h", "1d"), "Candle intervals whose closes raise SMA/RSI/local-extreme/round-level alerts.")
+        ("1h", "1d"), "Candle intervals of sector caps (total, ai, ...) whose closes raise SMA/RSI/local-extreme/round-level alerts.")
+    alert_asset_intervals: tuple[str, ...] = setting(
+        ("1d",), "Candle intervals of asset prices (BTC, ...) whose closes raise those alerts.")
     alert_sma_hysteresis_pct: float = setting(
         0.1, "SMA cross: the close must pass the SMA by this % to flip sides (no flicker).")
     alert_sma_test_pct: float = setting(

@@ -43,6 +43,7 @@ class Timing:
     stale_after: Mapping[str, float] = field(default_factory=dict)   # overrides of the venue's thresholds
     rotate_after: float | None = None                                # override of the venue's lifetime
     ping_interval: float | None = 20.0                               # websocket-level pings we send
+    rotation_overlap: float = 2.0    # both connections stream this long before the old one closes
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
@@ -196,6 +197,14 @@ class Connection:
             if rotate_at is not None and now >= rotate_at:
                 return "rotate"
 
+    async def _overlap(self, new: _Session) -> None:
+        """Let the new connection deliver before the old one closes: what only the old one had in
+        flight is read meanwhile, and the dedupe drops what both deliver."""
+        deadline = time.monotonic() + 5 * self.timing.rotation_overlap
+        while not new.frames and time.monotonic() < deadline and new.reader and not new.reader.done():
+            await asyncio.sleep(min(0.05, self.timing.rotation_overlap))
+        await asyncio.sleep(self.timing.rotation_overlap)
+
     async def run(self) -> None:
         lifetime = self.timing.rotate_after or self.venue.rules.rotate_after_seconds
         attempt = 0
@@ -213,9 +222,10 @@ class Connection:
                     await asyncio.sleep(delay)
                     continue
                 if current is not None:
-                    self.rotations += 1
-                    log.info("%s: rotated connection (new one subscribed, old one closed)", self.venue.id)
+                    await self._overlap(session)
                     await current.close()
+                    self.rotations += 1
+                    log.info("%s: rotated connection (new one streaming, old one closed)", self.venue.id)
                 current = session
                 reason = await self._watch(session, time.monotonic() + lifetime if lifetime else None)
                 if reason == "rotate":

@@ -42,6 +42,7 @@ class Bitmex(Adapter):
     id = "bitmex"
     sequential_trade_ids = False      # trdMatchID is a UUID
     control_frames = frozenset(("pong",))
+    channel_markers = (('"table":"trade"', "trades"), ('"table":"liquidation"', "liquidations"))
     rules = ConnectionRules(
         url="wss://ws.bitmex.com/realtime",
         heartbeat=Heartbeat(payload="ping", interval=20.0, pong_prefixes=("pong",)),

@@ -37,6 +37,7 @@ ARGS_PER_REQUEST = 10
 class Bybit(Adapter):
     id = "bybit"
     sequential_trade_ids = False
+    channel_markers = (('"topic":"publicTrade.', "trades"), ('"topic":"allLiquidation.', "liquidations"))
     rules = ConnectionRules(
         url="wss://stream.bybit.com/v5/public/linear",
         heartbeat=Heartbeat(payload='{"op":"ping"}', interval=20.0,

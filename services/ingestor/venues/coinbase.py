@@ -36,6 +36,7 @@ _CONTROL = frozenset(("subscriptions", "heartbeat"))
 class Coinbase(Adapter):
     id = "coinbase"
     sequential_trade_ids = True
+    channel_markers = (('"type":"match"', "trades"), ('"type":"last_match"', "trades"))
     rules = ConnectionRules(
         url="wss://ws-feed.exchange.coinbase.com",
         heartbeat=Heartbeat(payload=None, interval=30.0),

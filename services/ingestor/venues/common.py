@@ -10,9 +10,9 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 - :func:`text`, :func:`obj`, :func:`items` — required strings, objects and arrays;
 - :class:`Adapter` — ``parse`` skeleton: size limit, orjson decoding, control frames, and a last
   guard that turns any unexpected type error into a ``bad_field`` :class:`FrameError`, so ``parse``
-  never raises anything else whatever the input; plus the instrument lookup and the construction
+  never raises anything else whatever the input; plus the instrument lookup, the construction
   of canonical events with contract multipliers applied (:meth:`Adapter.trade`,
-  :meth:`Adapter.liquidation`).
+  :meth:`Adapter.liquidation`) and :meth:`Adapter.channel_of` for the runtime's staleness clocks.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from services.ingestor.venues.base import (
 )
 
 MAX_FRAME_CHARS = 1 << 20       # 1 MiB: far above any venue's largest public frame
+CONTROL = "control"
 _INF = float("inf")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -180,6 +181,7 @@ class Adapter:
     rules: ClassVar[ConnectionRules]
     sequential_trade_ids: ClassVar[bool] = False
     control_frames: ClassVar[frozenset[str]] = frozenset()
+    channel_markers: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     max_frame_chars: ClassVar[int] = MAX_FRAME_CHARS
 
     def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
@@ -191,6 +193,15 @@ class Adapter:
 
     def connect_url(self, subscription: Subscription) -> str:
         return self.rules.url
+
+    def channel_of(self, frame: str) -> str | None:
+        """The stream a raw frame belongs to, for the runtime's per-stream staleness clocks:
+        ``trades`` / ``liquidations``; None when it feeds every stream (Deribit's trades carry the
+        liquidations); ``control`` for acks and heartbeat replies, which keep no stream alive."""
+        for marker, channel in self.channel_markers:
+            if marker in frame:
+                return channel
+        return CONTROL
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         raise NotImplementedError

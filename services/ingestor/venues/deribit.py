@@ -43,6 +43,7 @@ INTERVAL = "100ms"
 class Deribit(Adapter):
     id = "deribit"
     sequential_trade_ids = False     # trade_seq is sequential per instrument; trade_id is not
+    channel_markers = (('"channel":"trades.', None),)     # trades carry the liquidations too
     rules = ConnectionRules(
         url="wss://www.deribit.com/ws/api/v2",
         heartbeat=Heartbeat(

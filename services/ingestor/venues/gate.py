@@ -41,6 +41,7 @@ _CONTROL_EVENTS = frozenset(("subscribe", "unsubscribe"))
 class Gate(Adapter):
     id = "gate"
     sequential_trade_ids = False     # ids increase across all contracts, not per contract
+    channel_markers = ((f'"{TRADES}"', "trades"), (f'"{LIQUIDATIONS}"', "liquidations"))
     rules = ConnectionRules(
         url="wss://fx-ws.gateio.ws/v4/ws/usdt",
         heartbeat=Heartbeat(payload='{"channel":"futures.ping"}', interval=15.0),

@@ -54,6 +54,7 @@ class Okx(Adapter):
     id = "okx"
     sequential_trade_ids = True
     control_frames = frozenset(("pong",))
+    channel_markers = (('"channel":"liquidation-orders"', "liquidations"), ('"channel":"trades"', "trades"))
     rules = ConnectionRules(
         url="wss://ws.okx.com:8443/ws/v5/public",
         heartbeat=Heartbeat(payload="ping", interval=25.0, pong_prefixes=("pong",)),

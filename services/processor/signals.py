@@ -5,7 +5,8 @@ stats and liquidation totals, and produces what it returns. No I/O here; the sta
 
 Alert rules (every one fires on the edge, once, never on each update):
 
-- Candle alerts use closed candles of the intervals in ``alert_intervals`` only; a forming candle
+- Candle alerts use closed candles of the intervals in ``alert_intervals`` (sector caps) or
+  ``alert_asset_intervals`` (asset prices, upper-case series) only; a forming candle
   gets provisional indicators and never alerts. History candles (``seed_history``) advance the
   same state silently, so the first live close can already cross.
 - ``sma_cross``: the close flips sides of SMA 50/100/200, passing it by ``alert_sma_hysteresis_pct``
@@ -166,10 +167,16 @@ class SignalEngine:
             return {**head, **st.ind.preview(close), "ts": ts, "ts_emit": self.clock()}, []
         value = {**head, **st.ind.close(close), "ts": ts, "ts_emit": self.clock()}
         alerts: list[Alert] = []
-        if interval in self.settings.alert_intervals:
+        if interval in self._alert_intervals(series):
             alerts = self._candle_alerts(st, candle, value)
         st.last_open_time, st.last = open_time, {k: v for k, v in value.items() if k != "ts_emit"}
         return value, (alerts if emit else [])
+
+    def _alert_intervals(self, series: str) -> tuple[str, ...]:
+        """Asset price series (upper case) have their own, sparser, alert intervals."""
+        if series.isupper():
+            return tuple(self.settings.alert_asset_intervals)
+        return tuple(self.settings.alert_intervals)
 
     def _candle_alerts(self, st: _Series, candle: dict[str, Any], value: dict[str, Any]) -> list[Alert]:
         alerts = self._sma_alerts(st, value)

@@ -324,12 +324,18 @@ def test_forming_candle_gets_provisional_values_and_changes_nothing() -> None:
         {k: v for k, v in provisional.items() if k not in ("closed", "ts_emit")}
 
 
-def test_history_raises_no_alerts_and_1m_is_not_alerted_by_default() -> None:
-    eng = engine()
+def test_history_raises_no_alerts_and_default_alert_intervals() -> None:
+    """History is silent; sectors alert on 1h/1d closes, assets on 1d only (by default)."""
     swings = [100.0, 80.0, 120.0, 70.0] * 20
-    seed(eng, swings)
-    assert feed(eng, swings, series="BTC", interval="1m") == []
-    assert feed(eng, swings, series="BTC", interval="1h") != []
+    eng = engine()
+    for series in ("BTC", "ai"):
+        seed(eng, swings, series=series)  # 1d history
+        assert feed(eng, swings, series=series, interval="1m") == []
+    assert feed(eng, swings, series="BTC", interval="1h") == []
+    assert feed(eng, swings, series="ai", interval="1h") != []
+    assert feed(eng, swings, start=len(swings), series="BTC") != []
+    hourly_assets = engine(replace(SETTINGS, alert_asset_intervals=("1h",)))
+    assert feed(hourly_assets, swings, series="BTC", interval="1h") != []
 
 
 @pytest.mark.parametrize("broken", [

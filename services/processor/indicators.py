@@ -32,6 +32,9 @@ WINDOW = max(SMA_PERIODS)
 ANCHOR_EVERY = WINDOW
 STATE_VERSION = 1
 
+SMA_KEYS = tuple((f"sma{p}", f"dist_sma{p}_pct") for p in SMA_PERIODS)
+EMA_KEYS = tuple(f"ema{p}" for p in EMA_PERIODS)
+EMA_K = tuple(2.0 / (p + 1) for p in EMA_PERIODS)
 FIELDS = (
     "sma20", "sma50", "sma100", "sma200", "ema12", "ema26", "rsi14", "macd", "macd_signal",
     "macd_hist", "dist_sma20_pct", "dist_sma50_pct", "dist_sma100_pct", "dist_sma200_pct",
@@ -152,26 +155,26 @@ class SeriesIndicators:
         values: Values = dict.fromkeys(FIELDS)
 
         sums: list[list[float]] = []
-        for period, (total, comp) in zip(SMA_PERIODS, self.sums, strict=True):
+        for period, (sma_key, dist_key), (total, comp) in zip(SMA_PERIODS, SMA_KEYS, self.sums, strict=True):
             total, comp = _neumaier(total, comp, x)
             if n > period:
                 total, comp = _neumaier(total, comp, -window[-period])
             sums.append([total, comp])
             if n >= period:
                 sma = (total + comp) / period
-                values[f"sma{period}"] = sma
-                values[f"dist_sma{period}_pct"] = (x / sma - 1.0) * 100.0
+                values[sma_key] = sma
+                values[dist_key] = (x / sma - 1.0) * 100.0
 
         ema: list[float | None] = []
-        for period, prev in zip(EMA_PERIODS, self.ema, strict=True):
+        for period, key, k, prev in zip(EMA_PERIODS, EMA_KEYS, EMA_K, self.ema, strict=True):
             if n == period:
                 new: float | None = (_sum_newest(window, period - 1) + x) / period
             elif n > period and prev is not None:
-                new = _ema(prev, x, _k(period))
+                new = _ema(prev, x, k)
             else:
                 new = None
             ema.append(new)
-            values[f"ema{period}"] = new
+            values[key] = new
 
         gain, loss = self.gain, self.loss
         seed_gain, seed_loss = self.seed_gain, self.seed_loss

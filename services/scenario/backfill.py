@@ -33,7 +33,8 @@ def _hourly(rng: random.Random, day_open_ms: int, o: float, c: float) -> list[di
     for _ in range(24):
         walk += rng.gauss(0.0, 0.004)
         steps.append(walk)
-    closes = [o * math.exp(math.log(c / o) * (i + 1) / 24 + steps[i] - walk * (i + 1) / 24) for i in range(24)]
+    closes = [min(o * math.exp(math.log(c / o) * (i + 1) / 24 + steps[i] - walk * (i + 1) / 24),
+                  HISTORY_CEILING * 0.998) for i in range(23)] + [c]
     out, prev = [], o
     for i, close in enumerate(closes):
         high = min(max(prev, close) * (1 + abs(rng.gauss(0.0, 0.0015))), HISTORY_CEILING)

@@ -32,6 +32,7 @@ log = logging.getLogger("cryptopulse.ingestor.pipeline")
 Record = tuple[str, bytes, bytes]   # topic name, key, value
 
 OK, IGNORED, DEADLETTER = "ok", "ignored", "deadletter"
+GAP_LOG_INTERVAL = 10.0
 UNKNOWN_VENUE = "unknown"
 
 _TRADES, _LIQS, _BARS = topics.TRADES.name, topics.LIQUIDATIONS.name, topics.TRADE_BARS.name
@@ -76,6 +77,7 @@ class Pipeline:
         self.stats: Counter[str] = Counter()
         self._metrics: dict[str, _VenueMetrics] = {}
         self.clock_ms = 0   # receipt clock: the latest ts_recv seen
+        self._gap_logged: dict[str, float] = {}
 
     def _m(self, venue: str) -> _VenueMetrics:
         found = self._metrics.get(venue)
@@ -163,8 +165,12 @@ class Pipeline:
         m.gaps.inc()
         m.missing.inc(gap.missing)
         self.stats["gaps"] += 1
-        log.warning("trade-id gap on %s %s: %d missing between %s and %s", gap.exchange, gap.instrument,
-                    gap.missing, gap.after_trade_id, gap.before_trade_id)
+        now = time.monotonic()
+        if now - self._gap_logged.get(gap.exchange, -GAP_LOG_INTERVAL) >= GAP_LOG_INTERVAL:
+            self._gap_logged[gap.exchange] = now
+            log.warning("trade-id gap on %s %s: %d missing between %s and %s (gaps are logged at most every "
+                        "%.0f s per venue; every one is counted and published)", gap.exchange, gap.instrument,
+                        gap.missing, gap.after_trade_id, gap.before_trade_id, GAP_LOG_INTERVAL)
         return (_GAPS, f"{gap.exchange}:{gap.instrument}".encode(), orjson.dumps(gap))
 
     def bar_record(self, bar: TradeBar) -> Record:

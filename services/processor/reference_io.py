@@ -1,0 +1,92 @@
+"""Reference data I/O: every worker reads the whole ``assets`` topic (no consumer group), and
+``cryptopulse assets load`` publishes an assets file to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+from services.common import topics
+from services.common.events import InvalidEvent
+from services.common.kafka import make_consumer, make_producer
+from services.common.settings import KafkaSettings
+from services.processor import metrics
+from services.processor.reference import BUNDLED_ASSETS, AssetInfo, read_file
+
+if TYPE_CHECKING:
+    from services.processor.app import Context
+
+log = logging.getLogger("cryptopulse.processor.reference")
+
+READY_TIMEOUT_S = 15.0
+
+
+async def run_reference_reader(ctx: Context) -> None:
+    """Tail ``cryptopulse.assets`` from its start; ``ctx.reference_ready`` is set once caught up
+    (or after a timeout: the bundled universe is already loaded)."""
+    tp = TopicPartition(topics.ASSETS.name, 0)
+    consumer = make_consumer(ctx.kafka, group_id=None, enable_auto_commit=False)
+    started = time.monotonic()
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while True:
+            batches = await consumer.getmany(tp, timeout_ms=300, max_records=1000)
+            changed = False
+            for record in batches.get(tp, []):
+                changed |= apply_record(ctx, record.value)
+            if changed:
+                on_change(ctx)
+            if not ctx.reference_ready.is_set() and (await consumer.position(tp) >= end
+                                                     or time.monotonic() - started > READY_TIMEOUT_S):
+                ctx.reference_ready.set()
+                log.info("reference data: %d assets", len(ctx.universe.assets))
+    except (KafkaError, OSError) as exc:
+        log.warning("assets topic unreadable (%s); using the bundled universe", exc)
+        ctx.reference_ready.set()
+    finally:
+        await consumer.stop()
+
+
+def apply_record(ctx: Context, value: bytes | None) -> bool:
+    try:
+        info = AssetInfo.from_dict(orjson.loads(value) if value else None)
+    except (InvalidEvent, orjson.JSONDecodeError) as exc:
+        ctx.extra["send_deadletters"]("assets", [(value, str(exc))])
+        metrics.EVENTS.labels("assets", "deadletter").inc()
+        return False
+    metrics.EVENTS.labels("assets", "applied").inc()
+    return ctx.universe.apply(info)
+
+
+def on_change(ctx: Context) -> None:
+    ctx.assets.on_universe_change()
+    for hook in ctx.extra.get("universe_hooks", []):
+        hook()
+
+
+async def load_assets(kafka: KafkaSettings, path: Path = BUNDLED_ASSETS) -> int:
+    """Publish one record per asset of ``path`` to the assets topic; returns how many."""
+    records, _names = read_file(path)
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        for info in records:
+            await producer.send(topics.ASSETS.name, key=info.asset.encode(), value=orjson.dumps(info.to_dict()))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(records)
+
+
+def load_assets_sync(kafka: KafkaSettings, path: Path = BUNDLED_ASSETS) -> int:
+    return asyncio.run(load_assets(kafka, path))

@@ -6,10 +6,12 @@ A figure passes when the live value is within ``tolerance`` (relative) or ``abs`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 FIGURES_FILE = Path(__file__).resolve().parent / "data" / "article-figures.json"
 SUPPORT_STEP = 0.2e12         # 'psychological' support: multiples of $0.2T
@@ -104,3 +106,123 @@ def human(value: float) -> str:
         if size >= scale:
             return f"${value / scale:.2f}{unit}" if unit != "M" else f"${value / scale:.1f}M"
     return f"{value:g}"
+
+
+# --- live values from gateway channels (pure) -------------------------------------------------
+
+DAY_MS = 86_400_000
+DATE_0124 = "2025-01-24"
+DATE_0127 = "2025-01-27"
+SCALAR_CHANNELS = {
+    "total_cap": ("sector:total", "cap_usd"),
+    "total_cap_change_24h": ("sector:total", "change_24h_pct"),
+    "ai_cap_before": ("sector:ai", "cap_24h_ago_usd"),
+    "ai_cap": ("sector:ai", "cap_usd"),
+    "ai_cap_change_24h": ("sector:ai", "change_24h_pct"),
+    "render_change_24h": ("asset:RENDER", "change_24h_pct"),
+    "near_change_24h": ("asset:NEAR", "change_24h_pct"),
+    "grt_change_24h": ("asset:GRT", "change_24h_pct"),
+    "fet_change_24h": ("asset:FET", "change_24h_pct"),
+    "gpu_change_24h": ("asset:GPU", "change_24h_pct"),
+    "ai_volume_24h": ("sector:ai", "volume_24h_usd"),
+    "ai_volume_change_24h": ("sector:ai", "volume_change_24h_pct"),
+    "liq_total_24h": ("liquidations:24h:all", "total_usd"),
+    "liq_long_24h": ("liquidations:24h:all", "long_usd"),
+    "liq_btc_long_24h": ("liquidations:24h:asset:BTC", "long_usd"),
+    "sma50_total": ("indicators:total:1d", "sma50"),
+    "sma100_total": ("indicators:total:1d", "sma100"),
+    "support_sma100": ("indicators:total:1d", "sma100"),
+}
+INDICATORS = "indicators:total:1d"
+CANDLES = "candles:total:1d"
+REPORT_CHANNELS = tuple(dict.fromkeys(
+    [channel for channel, _ in SCALAR_CHANNELS.values()] + [CANDLES, "alerts:*"]))
+
+
+def utc_date(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+
+
+def _on_day(records: list[dict[str, Any]], date: str) -> dict[str, Any] | None:
+    """The last record whose candle opened on ``date`` (a closed one if there is any)."""
+    day = [r for r in records if isinstance(r.get("open_time"), int) and utc_date(r["open_time"]) == date]
+    closed = [r for r in day if r.get("closed") is True]
+    chosen = closed or day
+    return chosen[-1] if chosen else None
+
+
+def live_values(records: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each figure's live value from the records seen per channel (oldest first, latest last)."""
+    out: dict[str, Any] = {}
+    for figure_id, (channel, key) in SCALAR_CHANNELS.items():
+        seen = records.get(channel)
+        out[figure_id] = seen[-1].get(key) if seen else None
+    indicators = records.get(INDICATORS, [])
+    for figure_id, date in (("rsi14_total_2025-01-24", DATE_0124), ("rsi14_total_2025-01-27", DATE_0127)):
+        record = _on_day(indicators, date)
+        out[figure_id] = record.get("rsi14") if record else None
+    candles = [c for c in records.get(CANDLES, []) if isinstance(c.get("high"), (int, float))]
+    if candles:
+        top = max(candles, key=lambda c: c["high"])
+        out["local_high"], out["local_high_date"] = top["high"], utc_date(top["open_time"])
+    else:
+        out["local_high"] = out["local_high_date"] = None
+    cap = out["total_cap"]
+    out["support_psychological"] = psychological_support(cap) if isinstance(cap, (int, float)) else None
+    ai = records.get("sector:ai")
+    members = ai[-1].get("members", []) if ai else []
+    out["worst_ai_large_cap"] = worst_large_cap(
+        {m["asset"]: (m.get("cap_usd"), m.get("change_24h_pct")) for m in members if isinstance(m, dict)}) \
+        if members else None
+    return out
+
+
+def evaluate_live(values: dict[str, Any]) -> list[Verdict]:
+    """Verdicts of every figure; the local high must also be dated as the article dates it."""
+    verdicts = []
+    for verdict in evaluate_all(values):
+        if verdict.figure.id == "local_high" and verdict.ok and values.get("local_high_date") != "2025-01-20":
+            verdict = Verdict(verdict.figure, verdict.live, False, f"reached {values.get('local_high_date')}")
+        verdicts.append(verdict)
+    return verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class SignalCheck:
+    text: str
+    ok: bool
+    detail: str
+    alert: str | None = None      # the id of a matching alert the processor raised, if any
+
+
+def _number(values: dict[str, Any], key: str) -> float | None:
+    value = values.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def check_signals(values: dict[str, Any], alerts: list[dict[str, Any]]) -> list[SignalCheck]:
+    """The article's expected signals, from the live values; matching alerts are named."""
+    texts = expected_signals()
+
+    def alert(kind: str, subject: str) -> str | None:
+        ids = [a.get("id") for a in alerts if a.get("kind") == kind and a.get("subject") == subject]
+        return str(ids[-1]) if ids else None
+
+    rsi24, rsi27 = _number(values, "rsi14_total_2025-01-24"), _number(values, "rsi14_total_2025-01-27")
+    ai_change, ai_vol = _number(values, "ai_cap_change_24h"), _number(values, "ai_volume_change_24h")
+    long, total = _number(values, "liq_long_24h"), _number(values, "liq_total_24h")
+    cap, sma50 = _number(values, "total_cap"), _number(values, "sma50_total")
+    change = _number(values, "total_cap_change_24h")
+    checks = [
+        (rsi24 is not None and rsi27 is not None and rsi24 > 50 > rsi27, f"RSI {rsi24} -> {rsi27}",
+         alert("rsi_cross", "total")),
+        (ai_change is not None and ai_change <= -10, f"AI 24 h change {ai_change}", alert("sector_drawdown", "ai")),
+        (ai_vol is not None and ai_vol >= 38, f"AI volume change {ai_vol}", alert("volume_surge", "ai")),
+        (long is not None and total and change is not None and long / total > 0.9 and change < 0,
+         f"long share {None if not (long and total) else round(long / total, 3)}, cap change {change}",
+         alert("liquidation_cascade", "all")),
+        (cap is not None and sma50 and 0 <= cap / sma50 - 1 <= 0.01,
+         f"cap/SMA50 - 1 = {None if not (cap and sma50) else round((cap / sma50 - 1) * 100, 3)}%",
+         alert("sma_cross", "total")),
+    ]
+    return [SignalCheck(text, bool(ok), detail, found) for text, (ok, detail, found) in zip(texts, checks, strict=True)]

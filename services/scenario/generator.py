@@ -150,44 +150,45 @@ class FrameGenerator:
         day_close = in_day == DAY_MINUTES - 1
         base_ms = START_MS + minute * MINUTE_MS
         out: list[RawFrame] = []
-        d = self.density
+        now_d, next_d = minute * self.density, (minute + 1) * self.density
+        randrange, expovariate = rng.randrange, rng.expovariate
         for a in self.design.assets:
             path = self.paths[a.asset]
             minute_usd = self.design.volumes[a.asset][day] * share_of_day
             for venue in VENUES:
                 book = self.books[(a.asset, venue)]
                 book.carry += minute_usd * VOLUME_SHARE[venue]
-                count = math.floor((minute + 1) * d + book.phase) - math.floor(minute * d + book.phase)
-                closing = (venue == BINANCE and hour_close) or day_close
-                if closing:
+                count = math.floor(next_d + book.phase) - math.floor(now_d + book.phase)
+                if day_close or (hour_close and venue == BINANCE):
                     count = max(count, 1)
                 if count == 0:
                     continue
-                offsets = sorted(rng.sample(range(59_000), count))
+                offsets = sorted(randrange(59_000) for _ in range(count))
                 if venue == BINANCE and hour_close:
                     offsets[-1] = CLOSE_OFFSET_MS
-                weights = [rng.expovariate(1.0) for _ in range(count)]
-                total_w = sum(weights)
-                budget = book.carry
-                for i, (offset, w) in enumerate(zip(offsets, weights, strict=True)):
-                    price_now = path.price_at(minute, offset)
-                    market = book.market
-                    price = market.venue_price(price_now)
-                    want = book.carry if i == count - 1 else budget * w / total_w
-                    size = market.venue_size(want, float(price) / market.inst.price_scale)
-                    book.carry -= market.notional(price, size)
+                weights = [expovariate(1.0) for _ in range(count)]
+                budget = book.carry / sum(weights)
+                market = book.market
+                for i in range(count):
+                    offset = offsets[i]
+                    price = market.venue_price(path.price_at(minute, offset))
+                    want = book.carry if i == count - 1 else budget * weights[i]
                     value = float(price)
-                    tick = ("PlusTick" if value > book.last_price else
-                            "MinusTick" if value < book.last_price else "ZeroPlusTick")
-                    book.last_price = value
+                    size = market.venue_size(want, value / market.inst.price_scale)
+                    book.carry -= market.notional(price, size)
                     trade_id = book.next_id
                     book.next_id += 1
                     ts = base_ms + offset
+                    tick, trade_uuid = "", ""
+                    if venue == BYBIT:
+                        tick = ("PlusTick" if value > book.last_price else
+                                "MinusTick" if value < book.last_price else "ZeroPlusTick")
+                        book.last_price = value
+                        trade_uuid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                     text = trade_frame(market, trade_id=trade_id, price=price, size=size,
-                                       taker_buy=rng.random() < 0.5, ts=ts, event_ts=ts + rng.randrange(1, 20),
-                                       tick=tick, uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                                       first_id=trade_id * 3)
-                    out.append(RawFrame(venue, text, ts + 20 + int(rng.expovariate(1 / 25))))
+                                       taker_buy=rng.random() < 0.5, ts=ts, event_ts=ts + randrange(1, 20),
+                                       tick=tick, uuid=trade_uuid, first_id=trade_id * 3)
+                    out.append(RawFrame(venue, text, ts + 20 + int(expovariate(0.04))))
         return out
 
     # --- bad input -----------------------------------------------------------------------------

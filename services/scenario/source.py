@@ -16,6 +16,7 @@ from services.common.frames import RawFrame
 from services.common.settings import load
 from services.common.topics import CANDLE_HISTORY, Topic
 from services.scenario.backfill import history_candles
+from services.scenario.figures import utc_date
 from services.scenario.generator import FrameGenerator
 from services.scenario.paths import DAY_MINUTES, MINUTE_MS, START_MS, WEEK_MINUTES
 from services.scenario.settings import ScenarioSettings
@@ -59,17 +60,11 @@ class Scenario:
     def describe(self) -> str:
         first = START_MS + self.start_minute * MINUTE_MS
         last = START_MS + (self.end_minute - 1) * MINUTE_MS
-        days = f"{_day(first)}..{_day(last)[-2:]}" if self.end_minute - self.start_minute > DAY_MINUTES \
-            else _day(first)
+        days = f"{utc_date(first)}..{utc_date(last)[-2:]}" if self.end_minute - self.start_minute > DAY_MINUTES \
+            else utc_date(first)
         count = len(FrameGenerator.traded_assets())
         return (f"scenario {NAME}: {days}, {count} assets, {len(VENUES)} venues, density {self.density:g}/min, "
                 f"seed {self.seed}, bad {self.bad_fraction:g}, duplicates {self.dup_fraction:g}")
-
-
-def _day(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d")
 
 
 def open_scenario(settings: Any = None, *, density: float | None = None, seed: int | None = None,

@@ -1,0 +1,108 @@
+"""``cryptopulse report``: the article's table beside the live values of a running stack.
+
+Subscribes through the gateway (with history, to find the 2025-01-24 close's RSI and the local
+high's candle), waits until every channel has answered or the stream has been quiet for a moment,
+then prints each figure with PASS/FAIL per its tolerance, and the expected signals. Exit code 0
+only when everything passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from websockets.exceptions import ConnectionClosed
+
+from services.gateway.client import GatewayClient
+from services.scenario.figures import (
+    REPORT_CHANNELS,
+    SignalCheck,
+    Verdict,
+    check_signals,
+    evaluate_live,
+    human,
+    live_values,
+)
+
+HISTORY = 1000
+
+
+async def collect(url: str, timeout: float = 20.0, quiet: float = 1.5,
+                  token: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Records per channel (oldest first) and every alert seen, once the gateway has sent its
+    snapshots and history (``quiet`` seconds without a message) or ``timeout`` has passed."""
+    client = GatewayClient(url, list(REPORT_CHANNELS), token=token, history=HISTORY)
+    records: dict[str, list[dict[str, Any]]] = {}
+    alerts: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    wanted = {c for c in REPORT_CHANNELS if not c.endswith("*")}
+    stream = client.messages(reconnect=False)
+    try:
+        while time.monotonic() < deadline:
+            wait = min(quiet, deadline - time.monotonic())
+            try:
+                message = await asyncio.wait_for(anext(stream), wait)
+            except TimeoutError:
+                if wanted <= records.keys():
+                    break
+                continue
+            if message.get("type") not in ("snapshot", "update", "history"):
+                continue
+            channel, data = message.get("channel"), message.get("data")
+            if not isinstance(channel, str) or not isinstance(data, dict):
+                continue
+            if channel.startswith("alerts:"):
+                alerts.append(data)
+            records.setdefault(channel, []).append(data)
+    except (OSError, ConnectionClosed, StopAsyncIteration):
+        pass
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+    return records, alerts
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return human(value) if abs(value) >= 1e6 else f"{value:.2f}"
+    return "—" if value is None else str(value)
+
+
+def render_table(verdicts: list[Verdict], signals: list[SignalCheck]) -> str:
+    lines = [f"{'figure':26} {'article':>22} {'live':>14}  result"]
+    for v in verdicts:
+        lines.append(f"{v.figure.id:26} {v.figure.target():>22} {_show(v.live):>14}  "
+                     f"{'PASS' if v.ok else 'FAIL'}{'  (' + v.why + ')' if v.why else ''}")
+    lines.append("")
+    lines.append("expected signals")
+    for s in signals:
+        alert = f"; alert {s.alert}" if s.alert else ""
+        lines.append(f"  {'PASS' if s.ok else 'FAIL'}  {s.text}  [{s.detail}{alert}]")
+    passed = sum(v.ok for v in verdicts) + sum(s.ok for s in signals)
+    lines.append(f"\n{passed}/{len(verdicts) + len(signals)} pass")
+    return "\n".join(lines)
+
+
+def as_json(verdicts: list[Verdict], signals: list[SignalCheck], values: dict[str, Any]) -> str:
+    return orjson.dumps({
+        "ok": all(v.ok for v in verdicts) and all(s.ok for s in signals),
+        "figures": [{"id": v.figure.id, "article": v.figure.value, "target": v.figure.target(), "live": v.live,
+                     "pass": v.ok, "why": v.why} for v in verdicts],
+        "signals": [{"signal": s.text, "pass": s.ok, "detail": s.detail, "alert": s.alert} for s in signals],
+        "local_high_date": values.get("local_high_date"),
+    }, option=orjson.OPT_INDENT_2).decode()
+
+
+async def report(url: str, json_output: bool = False, timeout: float = 20.0, token: str | None = None) -> int:
+    records, alerts = await collect(url, timeout=timeout, token=token)
+    if not records:
+        print(f"cryptopulse report: no data from {url} (is `cryptopulse up` running?)")
+        return 2
+    values = live_values(records)
+    verdicts = evaluate_live(values)
+    signals = check_signals(values, alerts)
+    print(as_json(verdicts, signals, values) if json_output else render_table(verdicts, signals))
+    return 0 if all(v.ok for v in verdicts) and all(s.ok for s in signals) else 1

@@ -31,6 +31,8 @@ from services.ingestor.pipeline import Record
 log = logging.getLogger("cryptopulse.ingestor.producer")
 
 _Pending = tuple[Record, float]   # record, enqueue time (monotonic)
+PARTITION_CACHE_LIMIT = 100_000
+FULL_LOG_INTERVAL = 10.0
 
 
 class Publisher:
@@ -53,10 +55,12 @@ class Publisher:
         self._idle.set()
         self._inflight = asyncio.Semaphore(max(1, inflight))
         self._partitions: dict[str, list[int]] = {}
+        self._partition_of: dict[tuple[str, bytes], int] = {}
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures_in_a_row = 0
-        self._full_logged = False
+        self._full_logged = -FULL_LOG_INTERVAL
+        self.overflows = 0
 
     async def start(self) -> None:
         try:
@@ -85,9 +89,11 @@ class Publisher:
 
     def _on_full(self) -> None:
         metrics.PRODUCER_OVERFLOW.inc()
-        if not self._full_logged:
-            self._full_logged = True
-            log.warning("producer buffer full (%d unacknowledged): pausing sources until Kafka catches up",
+        self.overflows += 1
+        now = time.monotonic()
+        if now - self._full_logged >= FULL_LOG_INTERVAL:
+            self._full_logged = now
+            log.warning("producer buffer full (%d unacknowledged): pausing sources until Kafka catches up (logged at most every 10 s; counted)",
                         self._unacked)
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -143,11 +149,15 @@ class Publisher:
     async def _dispatch(self, chunk: list[_Pending]) -> list[tuple[asyncio.Future[Any], list[_Pending]]]:
         """Append the chunk to one batch per (topic, partition) and hand each batch to aiokafka."""
         groups: dict[tuple[str, int], list[_Pending]] = {}
-        partitioner = self.partitioner
+        cache = self._partition_of
+        if len(cache) > PARTITION_CACHE_LIMIT:
+            cache.clear()
         for pending in chunk:
             topic, key, _ = pending[0]
-            partitions = self._partitions.get(topic) or await self._partitions_of(topic)
-            partition = partitioner(key, partitions, partitions)
+            partition = cache.get((topic, key))
+            if partition is None:   # murmur2 in pure Python is slow; keys (instruments, assets) repeat
+                partitions = self._partitions.get(topic) or await self._partitions_of(topic)
+                partition = cache[(topic, key)] = self.partitioner(key, partitions, partitions)
             groups.setdefault((topic, partition), []).append(pending)
         futures: list[tuple[asyncio.Future[Any], list[_Pending]]] = []
         for (topic, partition), items in groups.items():
@@ -200,7 +210,6 @@ class Publisher:
         metrics.PRODUCER_BUFFER.set(self._unacked)
         if self._unacked < self.buffer_limit:
             self._space.set()
-            self._full_logged = False
         if self._unacked == 0:
             self._idle.set()
 
@@ -213,6 +222,7 @@ class Publisher:
         log.warning("publishing %d records failed (%s: %s); retrying in %.1f s",
                     len(items), type(exc).__name__, exc, delay)
         self._partitions.clear()   # the cluster may have changed (restart, new partitions)
+        self._partition_of.clear()
         await asyncio.sleep(delay)
         self._queue.extendleft(reversed(items))
         self._work.set()

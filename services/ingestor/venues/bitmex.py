@@ -30,7 +30,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, chunks, iso_ms, items, obj, positive, text
+from services.ingestor.venues.common import Adapter, choice, chunks, iso_ms, items, obj, text
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 CLOSED_BY_ORDER = {"Sell": "long", "Buy": "short"}
@@ -75,7 +75,7 @@ class Bitmex(Adapter):
         if table == "trade":
             if action != "insert":
                 return []
-            return [self._trade(obj(row, "data[]"), ts_recv) for row in items(msg.get("data"), "data")]
+            return [self._trade(row, ts_recv) for row in items(msg.get("data"), "data")]
         if table == "liquidation":
             if action != "insert":
                 return []
@@ -83,16 +83,14 @@ class Bitmex(Adapter):
         raise FrameError(UNKNOWN_EVENT, f"unknown table {str(table)[:40]!r}")
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("symbol"))
-        return self.trade(inst, choice(d.get("side"), TAKER, "side"),  # type: ignore[arg-type]
-                          positive(d.get("price"), "price"), positive(d.get("size"), "size"),
-                          text(d, "trdMatchID"), iso_ms(d.get("timestamp"), "timestamp"), ts_recv)
+        side = d.get("side")
+        return self.trade(d.get("symbol"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
+                          d.get("price"), d.get("size"), text(d, "trdMatchID"),
+                          iso_ms(d.get("timestamp"), "timestamp"), ts_recv)
 
     def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("symbol"))
-        return self.liquidation(inst, choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
-                                positive(d.get("price"), "price"), positive(d.get("leavesQty"), "leavesQty"),
-                                text(d, "orderID"), ts_recv, ts_recv)
+        return self.liquidation(d.get("symbol"), choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
+                                d.get("price"), d.get("leavesQty"), text(d, "orderID"), ts_recv, ts_recv)
 
 
 VENUE = Bitmex()

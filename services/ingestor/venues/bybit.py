@@ -27,7 +27,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, chunks, epoch_ms, items, obj, positive, text
+from services.ingestor.venues.common import Adapter, choice, chunks, epoch_ms, items, obj, text
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 POSITION = {"Buy": "long", "Sell": "short"}
@@ -63,24 +63,22 @@ class Bybit(Adapter):
                 return []        # subscribe ack or pong
             raise FrameError(UNKNOWN_EVENT, "frame without topic")
         if topic.startswith("publicTrade."):
-            return [self._trade(obj(entry, "data[]"), ts_recv) for entry in items(msg.get("data"), "data")]
+            return [self._trade(entry, ts_recv) for entry in items(msg.get("data"), "data")]
         if topic.startswith("allLiquidation."):
             return [self._liquidation(obj(entry, "data[]"), ts_recv) for entry in items(msg.get("data"), "data")]
         raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("s"))
-        return self.trade(inst, choice(d.get("S"), TAKER, "S"),  # type: ignore[arg-type]
-                          positive(d.get("p"), "p"), positive(d.get("v"), "v"),
-                          text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv)
+        side = d.get("S")
+        return self.trade(d.get("s"), TAKER.get(side) or choice(side, TAKER, "S"),  # type: ignore[arg-type]
+                          d.get("p"), d.get("v"), text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv)
 
     def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("s"))
         side = choice(d.get("S"), POSITION, "S")
         ts = epoch_ms(d.get("T"), "T")
-        raw_size, raw_price = d.get("v"), d.get("p")
-        return self.liquidation(inst, side, positive(raw_price, "p"), positive(raw_size, "v"),  # type: ignore[arg-type]
-                                f"{inst.symbol}:{ts}:{d['S']}:{raw_size}:{raw_price}", ts, ts_recv)
+        symbol, size, price = d.get("s"), d.get("v"), d.get("p")
+        return self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
+                                f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv)
 
 
 VENUE = Bybit()

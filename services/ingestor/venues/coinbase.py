@@ -26,7 +26,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, ident, iso_ms, obj, positive
+from services.ingestor.venues.common import Adapter, choice, ident, iso_ms, obj
 
 TAKER_FROM_MAKER = {"sell": "buy", "buy": "sell"}
 _MATCHES = frozenset(("match", "last_match"))
@@ -55,10 +55,11 @@ class Coinbase(Adapter):
         msg = obj(message, "frame")
         kind = msg.get("type")
         if kind in _MATCHES:
-            inst = self.instrument(msg.get("product_id"))
-            return [self.trade(inst, choice(msg.get("side"), TAKER_FROM_MAKER, "side"),  # type: ignore[arg-type]
-                               positive(msg.get("price"), "price"), positive(msg.get("size"), "size"),
-                               ident(msg, "trade_id"), iso_ms(msg.get("time"), "time"), ts_recv)]
+            maker = msg.get("side")
+            return [self.trade(msg.get("product_id"),
+                               TAKER_FROM_MAKER.get(maker) or choice(maker, TAKER_FROM_MAKER, "side"),  # type: ignore[arg-type]
+                               msg.get("price"), msg.get("size"), ident(msg, "trade_id"),
+                               iso_ms(msg.get("time"), "time"), ts_recv)]
         if kind in _CONTROL:
             return []
         if kind == "error":

@@ -10,7 +10,8 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 - :func:`text`, :func:`obj`, :func:`items` — required strings, objects and arrays;
 - :class:`Adapter` — ``parse`` skeleton: size limit, orjson decoding, control frames, and a last
   guard that turns any unexpected type error into a ``bad_field`` :class:`FrameError`, so ``parse``
-  never raises anything else whatever the input; plus the instrument lookup, the construction
+  never raises anything else whatever the input (hot loops rely on it: a trade row that is not an
+  object fails on ``row.get`` and lands there); plus the instrument lookup, the construction
   of canonical events with contract multipliers applied (:meth:`Adapter.trade`,
   :meth:`Adapter.liquidation`) and :meth:`Adapter.channel_of` for the runtime's staleness clocks.
 """
@@ -40,7 +41,9 @@ from services.ingestor.venues.base import (
 
 MAX_FRAME_CHARS = 1 << 20       # 1 MiB: far above any venue's largest public frame
 CONTROL = "control"
+_CONTROL_MAX_CHARS = 16         # non-JSON control frames (``pong``) are short
 _INF = float("inf")
+_NAN = float("nan")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MAX_MS = 1 << 50          # year ~37,000: beyond it a "timestamp" is garbage
@@ -48,8 +51,18 @@ _JSON_ERROR = orjson.JSONDecodeError
 _SHAPE_ERRORS = (TypeError, KeyError, IndexError, AttributeError, ValueError, OverflowError)
 
 
+_Spec = tuple[Instrument, float, float, bool]    # instrument, price_scale, contract_size, inverse
+
+
 def _clip(value: Any) -> str:
     return repr(value)[:40]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return _NAN
 
 
 def positive(value: Any, name: str) -> float:
@@ -83,7 +96,7 @@ def epoch_ms(value: Any, name: str) -> int:
     milliseconds, as Gate sends) a decimal number or string."""
     if value.__class__ is int:
         if 0 <= value < _MAX_MS:
-            return int(value)
+            return value  # type: ignore[no-any-return]
     elif isinstance(value, str) and value.isdigit() and len(value) < 16:
         return int(value)
     elif value.__class__ is float or value.__class__ is str:
@@ -105,7 +118,27 @@ def seconds_ms(value: Any, name: str) -> int:
 
 
 def iso_ms(value: Any, name: str) -> int:
-    """An ISO-8601 UTC timestamp (``2025-01-27T10:00:00.123456Z``) as epoch milliseconds."""
+    """An ISO-8601 UTC timestamp (``2025-01-27T10:00:00.123456Z``) as epoch milliseconds.
+
+    Fast path for the venues' fixed ``YYYY-MM-DDTHH:MM:SS[.fff...]Z`` form: the minute prefix is
+    converted once and cached, seconds and milliseconds are read as digits (exact, no float).
+    """
+    if value.__class__ is str and len(value) <= 32 and value[-1:] == "Z" and value[16:17] == ":":
+        minute = _MINUTES.get(value[:16])
+        seconds, fraction = value[17:19], value[20:-1]
+        if (minute is not None and seconds.isdigit() and value[19] in ".Z" and seconds < "60"
+                and (fraction.isdigit() or (not fraction and value[19] == "Z"))):
+            return minute + int(seconds) * 1000 + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
+    ms = _iso_ms_slow(value, name)     # str from here on; learn the minute of the UTC form
+    if len(value) > 19 and value[10] == "T" and value[16] == ":" and value[-1] == "Z" and len(_MINUTES) < 100_000:
+        _MINUTES[value[:16]] = ms - ms % 60_000
+    return ms
+
+
+_MINUTES: dict[str, int] = {}     # "2025-01-27T10:00" -> epoch ms of that UTC minute
+
+
+def _iso_ms_slow(value: Any, name: str) -> int:
     if not isinstance(value, str):
         raise FrameError(BAD_FIELD, f"{name} missing or not a timestamp string")
     try:
@@ -186,6 +219,8 @@ class Adapter:
 
     def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
         self._fixed = instruments
+        self._specs: dict[str, _Spec] = {}
+        self._specs_of: Mapping[str, Instrument] | None = None
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
@@ -210,14 +245,20 @@ class Adapter:
         raise NotImplementedError
 
     def parse(self, frame: str | bytes, ts_recv: int) -> list[Event]:
-        if len(frame) > self.max_frame_chars:
-            raise FrameError(OVERSIZED, f"frame of {len(frame)} characters exceeds {self.max_frame_chars}")
-        if frame in self.control_frames:
+        length = len(frame)
+        if length > self.max_frame_chars:
+            raise FrameError(OVERSIZED, f"frame of {length} characters exceeds {self.max_frame_chars}")
+        if length <= _CONTROL_MAX_CHARS and frame in self.control_frames:
             return []
         try:
             message = orjson.loads(frame)
         except _JSON_ERROR:
             raise FrameError(INVALID_JSON, "frame is not valid JSON") from None
+        table = self.instruments
+        if table is not self._specs_of:    # first frame, or the registry refreshed the venue's table
+            self._specs = {symbol: (inst, inst.price_scale, inst.contract_size, inst.kind == "inverse")
+                           for symbol, inst in table.items()}
+            self._specs_of = table
         try:
             return self.events(message, ts_recv)
         except FrameError:
@@ -233,24 +274,47 @@ class Adapter:
             raise FrameError(UNKNOWN_INSTRUMENT, f"unknown instrument {_clip(symbol)}")
         return inst
 
-    def trade(self, inst: Instrument, side: TakerSide, venue_price: float, venue_size: float,
-              trade_id: str, ts: int, ts_recv: int) -> Trade:
-        """A canonical trade: price per base unit, size in base units, USD notional."""
-        price = inst.unit_price(venue_price)
-        size = inst.base_size(venue_size, price)
-        notional = inst.notional_usd(venue_size, price)
-        if not (0.0 < size < _INF and 0.0 < notional < _INF):
-            raise FrameError(BAD_VALUE, f"size/notional out of range ({size!r}, {notional!r})")
-        return Trade(self.id, inst.symbol, inst.instrument, inst.base, inst.quote, inst.market, side,
-                     price, size, notional, trade_id, ts, ts_recv)
+    def _amounts(self, symbol: Any, price: Any, size: Any) -> tuple[Instrument, float, float, float]:
+        """(instrument, price per base unit, size in base units, USD notional) of raw venue fields.
 
-    def liquidation(self, inst: Instrument, liquidated_side: PositionSide, venue_price: float,
-                    venue_size: float, liquidation_id: str, ts: int, ts_recv: int) -> Liquidation:
+        The hot path of every adapter, so it is one function: the checks of :func:`positive` and
+        the conversions of :meth:`Instrument.unit_price` / ``base_size`` / ``notional_usd`` (same
+        formulas; ``test_common`` asserts they agree) inlined. Anything the fast checks do not
+        accept is handed to the granular checks, which raise the precise :class:`FrameError`.
+        """
+        spec = self._specs.get(symbol) if symbol.__class__ is str else None
+        if spec is None:
+            self.instrument(symbol)                       # raises bad_field / unknown_instrument
+            raise FrameError(UNKNOWN_INSTRUMENT, f"unknown instrument {_clip(symbol)}")
+        cls = price.__class__
+        p = _number(price) if cls is str else price if cls is float or cls is int else _NAN
+        cls = size.__class__
+        q = _number(size) if cls is str else size if cls is float or cls is int else _NAN
+        if not (0.0 < p < _INF and 0.0 < q < _INF):
+            positive(price, "price")
+            positive(size, "size")
+        inst, scale, contract_size, inverse = spec
+        p = p / scale                                     # float, also for integer JSON prices
+        if inverse:
+            notional = q * contract_size
+            base = notional / p
+        else:
+            base = q * contract_size
+            notional = base * p
+        if not (0.0 < base < _INF and 0.0 < notional < _INF):
+            raise FrameError(BAD_VALUE, f"size/notional out of range ({base!r}, {notional!r})")
+        return inst, p, base, notional
+
+    def trade(self, symbol: Any, side: TakerSide, price: Any, size: Any, trade_id: str, ts: int,
+              ts_recv: int) -> Trade:
+        """A canonical trade from the venue's raw symbol, price and size fields (strings or numbers)."""
+        inst, p, base, notional = self._amounts(symbol, price, size)
+        return Trade(self.id, inst.symbol, inst.instrument, inst.base, inst.quote, inst.market, side,
+                     p, base, notional, trade_id, ts, ts_recv)
+
+    def liquidation(self, symbol: Any, liquidated_side: PositionSide, price: Any, size: Any,
+                    liquidation_id: str, ts: int, ts_recv: int) -> Liquidation:
         """A canonical liquidation; ``liquidated_side`` is the position that was closed."""
-        price = inst.unit_price(venue_price)
-        size = inst.base_size(venue_size, price)
-        notional = inst.notional_usd(venue_size, price)
-        if not (0.0 < size < _INF and 0.0 < notional < _INF):
-            raise FrameError(BAD_VALUE, f"size/notional out of range ({size!r}, {notional!r})")
+        inst, p, base, notional = self._amounts(symbol, price, size)
         return Liquidation(self.id, inst.symbol, inst.instrument, inst.base, inst.quote, inst.market,
-                           liquidated_side, price, size, notional, f"{self.id}:{liquidation_id}", ts, ts_recv)
+                           liquidated_side, p, base, notional, f"{self.id}:{liquidation_id}", ts, ts_recv)

@@ -30,7 +30,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, items, obj, positive
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, items, obj
 
 TAKER = {"buy": "buy", "sell": "sell"}
 TAKER_CLOSED = {"buy": "short", "sell": "long"}    # a liquidated taker's order closes its position
@@ -72,7 +72,7 @@ class Deribit(Adapter):
                 raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
             out: list[Event] = []
             for entry in items(params.get("data"), "data"):
-                self._trade(obj(entry, "data[]"), ts_recv, out)
+                self._trade(entry, ts_recv, out)
             return out
         if method == "heartbeat":
             return []
@@ -83,22 +83,21 @@ class Deribit(Adapter):
         raise FrameError(UNKNOWN_EVENT, f"unknown method {str(method)[:40]!r}")
 
     def _trade(self, d: dict[str, Any], ts_recv: int, out: list[Event]) -> None:
-        inst = self.instrument(d.get("instrument_name"))
-        direction = choice(d.get("direction"), TAKER, "direction")
-        price = positive(d.get("price"), "price")
-        amount = positive(d.get("amount"), "amount")
+        symbol, price, amount = d.get("instrument_name"), d.get("price"), d.get("amount")
+        direction = d.get("direction")
+        side: str = TAKER.get(direction) or choice(direction, TAKER, "direction")  # type: ignore[arg-type]
         trade_id = ident(d, "trade_id")
         ts = epoch_ms(d.get("timestamp"), "timestamp")
-        out.append(self.trade(inst, direction, price, amount, trade_id, ts, ts_recv))  # type: ignore[arg-type]
+        out.append(self.trade(symbol, side, price, amount, trade_id, ts, ts_recv))  # type: ignore[arg-type]
         flag = d.get("liquidation")
         if flag is None:
             return
         roles = choice(flag, LIQUIDATED_ROLES, "liquidation")
         if "M" in roles:
-            out.append(self.liquidation(inst, MAKER_CLOSED[direction], price, amount,  # type: ignore[arg-type]
+            out.append(self.liquidation(symbol, MAKER_CLOSED[side], price, amount,  # type: ignore[arg-type]
                                         f"{trade_id}:M", ts, ts_recv))
         if "T" in roles:
-            out.append(self.liquidation(inst, TAKER_CLOSED[direction], price, amount,  # type: ignore[arg-type]
+            out.append(self.liquidation(symbol, TAKER_CLOSED[side], price, amount,  # type: ignore[arg-type]
                                         f"{trade_id}:T", ts, ts_recv))
 
 

@@ -29,7 +29,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, epoch_ms, ident, items, nonzero, obj, positive
+from services.ingestor.venues.common import Adapter, epoch_ms, ident, items, nonzero, obj
 
 TRADES = "futures.trades"
 LIQUIDATIONS = "futures.public_liquidates"
@@ -73,25 +73,23 @@ class Gate(Adapter):
             raise FrameError(UNKNOWN_EVENT, f"unknown event {str(event)[:20]!r} on {str(channel)[:40]}")
         rows = items(msg.get("result"), "result")
         if channel == TRADES:
-            return [self._trade(obj(row, "result[]"), ts_recv) for row in rows
+            return [self._trade(row, ts_recv) for row in rows
                     if row.__class__ is not dict or row.get("is_internal") is not True]
         if channel == LIQUIDATIONS:
             return [self._liquidation(obj(row, "result[]"), ts_recv) for row in rows]
         raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("contract"))
         size = nonzero(d.get("size"), "size")
-        return self.trade(inst, "sell" if size < 0 else "buy", positive(d.get("price"), "price"), abs(size),
+        return self.trade(d.get("contract"), "sell" if size < 0 else "buy", d.get("price"), abs(size),
                           ident(d, "id"), epoch_ms(d.get("create_time_ms"), "create_time_ms"), ts_recv)
 
     def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("contract"))
-        raw_size, raw_price = d.get("size"), d.get("price")
+        symbol, raw_size, price = d.get("contract"), d.get("size"), d.get("price")
         size = nonzero(raw_size, "size")
         ts = epoch_ms(d.get("time_ms"), "time_ms")
-        return self.liquidation(inst, "short" if size > 0 else "long", positive(raw_price, "price"), abs(size),
-                                f"{inst.symbol}:{ts}:{raw_size}:{raw_price}", ts, ts_recv)
+        return self.liquidation(symbol, "short" if size > 0 else "long", price, abs(size),
+                                f"{symbol}:{ts}:{raw_size}:{price}", ts, ts_recv)
 
 
 VENUE = Gate()

@@ -38,7 +38,6 @@ from services.ingestor.venues.common import (
     epoch_ms,
     items,
     obj,
-    positive,
     text,
 )
 
@@ -80,19 +79,18 @@ class Okx(Adapter):
         channel = obj(msg.get("arg"), "arg").get("channel")
         data = items(msg.get("data"), "data")
         if channel == "trades":
-            return [self._trade(obj(entry, "data[]"), ts_recv) for entry in data]
+            return [self._trade(entry, ts_recv) for entry in data]
         if channel == "liquidation-orders":
             return [liq for entry in data for liq in self._liquidations(obj(entry, "data[]"), ts_recv)]
         raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
 
     def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
-        inst = self.instrument(d.get("instId"))
-        return self.trade(inst, choice(d.get("side"), TAKER, "side"),  # type: ignore[arg-type]
-                          positive(d.get("px"), "px"), positive(d.get("sz"), "sz"),
-                          text(d, "tradeId"), epoch_ms(d.get("ts"), "ts"), ts_recv)
+        side = d.get("side")
+        return self.trade(d.get("instId"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
+                          d.get("px"), d.get("sz"), text(d, "tradeId"), epoch_ms(d.get("ts"), "ts"), ts_recv)
 
     def _liquidations(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
-        inst = self.instrument(d.get("instId"))
+        symbol = d.get("instId")
         out: list[Event] = []
         for detail in items(d.get("details"), "details"):
             x = obj(detail, "details[]")
@@ -102,10 +100,9 @@ class Okx(Adapter):
             if hedge is not None and hedge != by_order:
                 raise FrameError(BAD_VALUE, f"side {x['side']!r} cannot close a {pos_side!r} position")
             ts = epoch_ms(x.get("ts"), "ts")
-            raw_size, raw_price = x.get("sz"), x.get("bkPx")
-            out.append(self.liquidation(
-                inst, by_order, positive(raw_price, "bkPx"), positive(raw_size, "sz"),  # type: ignore[arg-type]
-                f"{inst.symbol}:{ts}:{x['side']}:{pos_side}:{raw_size}:{raw_price}", ts, ts_recv))
+            size, price = x.get("sz"), x.get("bkPx")
+            out.append(self.liquidation(symbol, by_order, price, size,  # type: ignore[arg-type]
+                                        f"{symbol}:{ts}:{x['side']}:{pos_side}:{size}:{price}", ts, ts_recv))
         return out
 
 

@@ -1,0 +1,111 @@
+"""Parse + normalize throughput per venue, side by side with ``orjson.loads`` alone on the same frames,
+and (optionally) with cryptofeed's own normalization of the same frames.
+
+    python -m bench.ingest_parse [--frames N] [--repeat R]
+
+Frames are recorded-style (``tests.ingestor.fakes.samples``: 1-3 trades per frame, a liquidation
+every 50 frames, a control frame every 100). Target: adapter rate >= 40% of the orjson rate.
+
+cryptofeed runs in its own interpreter (never in this project's venv): point ``CRYPTOFEED_PYTHON``
+at a throwaway venv's python with cryptofeed installed, e.g.
+``python3 -m venv /tmp/cf && /tmp/cf/bin/pip install cryptofeed`` then
+``CRYPTOFEED_PYTHON=/tmp/cf/bin/python python -m bench.ingest_parse``. The child feeds the same
+frames to cryptofeed's exchange ``message_handler`` offline (symbol maps preloaded, no network).
+Target: adapter >= 5x cryptofeed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from services.ingestor.venues import registry
+from tests.ingestor.fakes.samples import VENUES, recorded_frames
+
+CRYPTOFEED_CHILD = Path(__file__).with_name("ingest_parse_cryptofeed.py")
+
+
+def timed(run: Callable[[], None]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def measure(venue: str, frames: list[str], repeat: int) -> tuple[float, float, int]:
+    """(orjson frames/s, adapter frames/s, events): the two runs alternate and the fastest of
+    ``repeat`` rounds counts, so load from other processes hits both alike."""
+    adapter = registry.get(venue)
+    parse, loads, ts_recv = adapter.parse, orjson.loads, 1_737_972_001_000
+    events = sum(len(parse(frame, ts_recv)) for frame in frames)
+
+    def adapter_run() -> None:
+        for frame in frames:
+            parse(frame, ts_recv)
+
+    def orjson_run() -> None:
+        for frame in frames:
+            loads(frame)
+
+    best_orjson = best_adapter = float("inf")
+    for _ in range(repeat):
+        best_orjson = min(best_orjson, timed(orjson_run))
+        best_adapter = min(best_adapter, timed(adapter_run))
+    return len(frames) / best_orjson, len(frames) / best_adapter, events
+
+
+def cryptofeed_rates(python: str, frames_by_venue: dict[str, list[str]], repeat: int) -> dict[str, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frames.json"
+        path.write_bytes(orjson.dumps(frames_by_venue))
+        proc = subprocess.run([python, str(CRYPTOFEED_CHILD), str(path), str(repeat)], capture_output=True,
+                              text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        print(f"cryptofeed: child failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
+        return {}
+    result: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    # JSON frames only, so orjson.loads alone runs on exactly the same input (text pongs left out)
+    frames_by_venue = {venue: [frame for frame in recorded_frames(venue, args.frames) if frame.startswith("{")]
+                       for venue in VENUES}
+    cryptofeed_python = os.environ.get("CRYPTOFEED_PYTHON")
+    cf: dict[str, str] = {}
+    if cryptofeed_python:
+        cf = cryptofeed_rates(cryptofeed_python, frames_by_venue, args.repeat)
+    print(f"{args.frames} recorded-style frames per venue, best of {args.repeat} runs")
+    print(f"{'venue':<9} {'events':>7} {'orjson.loads/s':>15} {'parse+norm/s':>13} {'vs orjson':>9} "
+          f"{'cryptofeed/s':>13} {'vs cryptofeed':>13}")
+    for venue, frames in frames_by_venue.items():
+        orjson_rate, adapter_rate, events = measure(venue, frames, args.repeat)
+        cf_value = cf.get(venue, "skipped")
+        try:
+            cf_rate = float(cf_value)
+            cf_cols = f"{cf_rate:>13,.0f} {adapter_rate / cf_rate:>12.1f}x"
+        except ValueError:
+            cf_cols = f"{cf_value[:13]:>13} {'-':>13}"
+        print(f"{venue:<9} {events:>7} {orjson_rate:>15,.0f} {adapter_rate:>13,.0f} "
+              f"{adapter_rate / orjson_rate:>8.0%} {cf_cols}")
+    if not cryptofeed_python:
+        print("cryptofeed: skipped (set CRYPTOFEED_PYTHON)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

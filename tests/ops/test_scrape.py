@@ -39,6 +39,7 @@ class Pipeline:
     def __init__(self, ports: dict[str, int], procs: dict[str, ServiceProcess]) -> None:
         self.ports = ports
         self.procs = procs
+        self.settled_at = time.monotonic() + 20  # by then the replay has gone through every service
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}/metrics"
@@ -69,11 +70,27 @@ def pipeline(module_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFac
 def test_exposition_parses_and_has_every_documented_metric(pipeline: Pipeline, service: str) -> None:
     documented = for_service(all_metrics(), service)
     exposition = pipeline.scrape(service)
+    while missing_families(documented, exposition) and time.monotonic() < pipeline.settled_at:
+        time.sleep(1)  # a service may finish importing its metrics module after its server is up
+        exposition = parse(fetch(pipeline.url(service)))
     assert not missing_families(documented, exposition), (
         f"{service} does not export (not even # TYPE): {missing_families(documented, exposition)}"
     )
     unlabeled = [d for d in documented if not d.labels]
     assert not missing_samples(unlabeled, exposition), missing_samples(unlabeled, exposition)
+
+
+CLI_IMPORTS = pytest.mark.xfail(strict=False, reason="services/ingestor/cli.py imports the ingestor pipeline "
+                                "(and its metrics) at module level, so every `cryptopulse` process declares them")
+
+
+@pytest.mark.parametrize("service", ["ingestor", pytest.param("processor", marks=CLI_IMPORTS),
+                                     pytest.param("gateway", marks=CLI_IMPORTS)])
+def test_a_service_exports_no_other_service_metrics(pipeline: Pipeline, service: str) -> None:
+    exposition = pipeline.scrape(service)
+    others = sorted(f for f in exposition.families if f.startswith("cryptopulse_")
+                    and not f.startswith((f"cryptopulse_{service}_", "cryptopulse_build_")))
+    assert not others, f"{service} exports other services' metrics (imported by the CLI?): {others}"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -92,8 +109,7 @@ def test_build_info_names_the_service(pipeline: Pipeline, service: str) -> None:
 def test_every_labeled_metric_has_a_series_after_the_replay(pipeline: Pipeline, service: str) -> None:
     documented = for_service(all_metrics(), service)
     exposition = pipeline.scrape(service)
-    deadline = time.monotonic() + 10
-    while missing_samples(documented, exposition) and time.monotonic() < deadline:
+    while missing_samples(documented, exposition) and time.monotonic() < pipeline.settled_at:
         time.sleep(1)
         exposition = parse(fetch(pipeline.url(service)))
     assert not missing_samples(documented, exposition), (

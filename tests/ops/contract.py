@@ -44,7 +44,7 @@ def used_recorded(expr: str) -> set[str]:
     return set(_RECORDED.findall(_QUOTED.sub('""', expr)))
 
 
-def load_rules() -> list[dict[str, str]]:
+def load_rules() -> list[dict[str, Any]]:
     data = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())
     return [rule for group in data["groups"] for rule in group["rules"]]
 

@@ -7,6 +7,7 @@ import shutil
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -32,7 +33,7 @@ MOVING = {
 
 
 def test_loopback_config_keeps_jobs_and_rules_and_drops_discovery() -> None:
-    base = {"global": {"scrape_interval": "15s"}, "rule_files": ["rules.yml"],
+    base: dict[str, Any] = {"global": {"scrape_interval": "15s"}, "rule_files": ["rules.yml"],
             "scrape_configs": [{"job_name": "processor", "dns_sd_configs": [{"names": ["processor"]}]},
                                {"job_name": "other", "static_configs": [{"targets": ["x:1"]}]}]}
     config = loopback_config(base, {"processor": ["127.0.0.1:5"]})

@@ -1,0 +1,202 @@
+"""Acceptance: the whole stack as processes on the embedded broker replays the 2025-01-27 scenario
+at max speed; every figure and expected signal is then checked (a) through the gateway by a
+websocket client and (b) on the derived topics by an independent confluent-kafka consumer; the
+streaming results equal the oracle's batch recomputation over the raw topics, and the dead-letter
+topic holds exactly the scenario's malformed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from services.common import topics
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.events import Liquidation, TradeBar
+from services.gateway.protocol import FAMILY_BY_TOPIC
+from services.scenario.figures import check_signals, evaluate_live, live_values
+from services.scenario.paths import END_MS
+from services.scenario.report import collect
+from services.scenario.source import open_scenario
+from tests.conftest import ServiceProcess, start_broker
+
+pytestmark = pytest.mark.timeout(400)
+
+DENSITY, SEED, BAD, DUP = 0.02, 7, 0.002, 0.002
+FINAL_TS = END_MS - 60_000 + 59_900          # the week's last trade: 2025-01-27 23:59:59.900
+DERIVED = (topics.ASSET_STATS, topics.SECTOR_CAPS, topics.LIQUIDATION_TOTALS, topics.CANDLES,
+           topics.INDICATORS, topics.ALERTS)
+
+
+def read_topic(bootstrap: str, topic: topics.Topic) -> list[tuple[str, dict[str, Any]]]:
+    """Every (key, value) of a topic from the beginning, by an independent librdkafka client."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"acceptance-{time.monotonic_ns()}",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(topic.partitions)])
+        out: list[tuple[str, dict[str, Any]]] = []
+        done: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(done) < topic.partitions and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == -191:      # _PARTITION_EOF
+                    done.add(message.partition())
+                    continue
+                raise RuntimeError(str(message.error()))
+            key = message.key().decode() if message.key() else ""
+            out.append((key, json.loads(message.value())))
+        return out
+    finally:
+        consumer.close()
+
+
+def derived_records(bootstrap: str) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Records per gateway-style channel name (``family:key``), and the alerts."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    alerts: list[dict[str, Any]] = []
+    for topic in DERIVED:
+        for key, value in read_topic(bootstrap, topic):
+            records.setdefault(f"{FAMILY_BY_TOPIC[topic.name]}:{key}", []).append(value)
+            if topic is topics.ALERTS:
+                alerts.append(value)
+    for channel in records:          # oldest first by event time, as the gateway would have them
+        records[channel].sort(key=lambda v: (v.get("ts", 0), v.get("ts_emit", 0)))
+    return records, alerts
+
+
+class Stack:
+    def __init__(self, broker: EmbeddedBroker, log_dir: Path) -> None:
+        self.broker = broker
+        self.gateway_port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "CRYPTOPULSE_KAFKA_BOOTSTRAP": broker.bootstrap,
+               "CRYPTOPULSE_KAFKA_IDEMPOTENCE": "false", "CRYPTOPULSE_SCENARIO_DENSITY": str(DENSITY),
+               "CRYPTOPULSE_SCENARIO_SEED": str(SEED), "CRYPTOPULSE_SCENARIO_BAD_FRACTION": str(BAD),
+               "CRYPTOPULSE_SCENARIO_DUP_FRACTION": str(DUP), "CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL": "0.5"}
+
+        def start(name: str, *args: str) -> ServiceProcess:
+            return ServiceProcess(name, [sys.executable, "-m", "services.cli", *args], env, log_dir)
+
+        self.procs = [
+            start("processor", "process", "--metrics-port", str(free_port())),
+            start("gateway", "gateway", "--port", str(self.gateway_port), "--metrics-port", str(free_port())),
+            start("ingestor", "ingest", "--source", "scenario", "--speed", "max", "--hold",
+                  "--metrics-port", str(free_port())),
+        ]
+        self.url = f"ws://127.0.0.1:{self.gateway_port}/ws"
+        self.started = time.monotonic()
+        self.replayed_after: float | None = None
+
+    @property
+    def ingestor(self) -> ServiceProcess:
+        return self.procs[2]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.procs)
+
+    def wait_replayed(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while "source ended" not in self.ingestor.output():
+            for proc in self.procs:
+                assert proc.process.poll() is None, f"{proc.name} exited\n{self.logs()}"
+            assert time.monotonic() < deadline, f"replay did not finish in {timeout} s\n{self.logs()}"
+            time.sleep(1)
+        self.replayed_after = time.monotonic() - self.started
+
+    def wait_final(self, timeout: float) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+        """Derived records once the processor has emitted the week's final state (all figures)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records, alerts = derived_records(self.broker.bootstrap)
+            total = records.get("sector:total", [])
+            if total and total[-1].get("ts") == FINAL_TS \
+                    and all(v.ok for v in evaluate_live(live_values(records))):
+                return records, alerts
+            if time.monotonic() > deadline:
+                return records, alerts
+            time.sleep(3)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    broker = start_broker()
+    running = Stack(broker, tmp_path_factory.mktemp("acceptance"))
+    try:
+        running.wait_replayed(timeout=150)
+        yield running
+    finally:
+        running.stop()
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def final(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
+    return stack.wait_final(timeout=120)
+
+
+def _failures(records: dict[str, list[dict[str, Any]]], alerts: list[dict[str, Any]]) -> list[Any]:
+    values = live_values(records)
+    failed: list[Any] = [(v.figure.id, v.live, v.why) for v in evaluate_live(values) if not v.ok]
+    failed += [(s.text, s.detail) for s in check_signals(values, alerts) if not s.ok]
+    return failed
+
+
+def test_every_figure_and_signal_on_the_derived_topics(stack: Stack, final: Any) -> None:
+    records, alerts = final
+    assert records.get("sector:total"), stack.logs()
+    assert records["sector:total"][-1]["ts"] == FINAL_TS
+    assert _failures(records, alerts) == [], stack.logs()
+
+
+def test_every_figure_and_signal_through_the_gateway(stack: Stack, final: Any) -> None:
+    records, alerts = asyncio.run(collect(stack.url, timeout=30))
+    assert _failures(records, alerts) == [], stack.logs()
+    kinds = {(a.get("kind"), a.get("subject")) for a in alerts}
+    assert ("sector_drawdown", "ai") in kinds
+    assert ("volume_surge", "ai") in kinds
+    assert ("liquidation_cascade", "all") in kinds
+
+
+def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
+    oracle = pytest.importorskip("services.processor.oracle")
+    from services.processor.reference import bundled_universe
+
+    bars = [TradeBar.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.TRADE_BARS)]
+    liqs = [Liquidation.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.LIQUIDATIONS)]
+    expected = oracle.compute(bars, liqs, bundled_universe())
+    records, _ = final
+    compared = 0
+    for asset, want in expected["asset-stats"].items():
+        got = records[f"asset:{asset}"][-1]
+        for field in ("price", "price_24h_ago", "change_24h_pct", "volume_24h_usd", "volume_prev_24h_usd",
+                      "market_cap_usd", "trades_24h"):
+            assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-9), (asset, field)
+            compared += 1
+    for key, want in expected["liquidation-totals"].items():
+        got = records[f"liquidations:{key}"][-1]
+        for field in ("long_usd", "short_usd", "total_usd", "long_count", "short_count", "count"):
+            assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-6), (key, field)
+            compared += 1
+    assert compared > 500
+
+
+def test_deadletters_are_exactly_the_malformed_frames(stack: Stack, final: Any) -> None:
+    scenario = open_scenario(density=DENSITY, seed=SEED, bad_fraction=BAD, dup_fraction=DUP)
+    malformed = sorted(f.frame for f in scenario.malformed())
+    letters = sorted(v["raw"] for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER))
+    assert len(malformed) > 50
+    assert letters == malformed

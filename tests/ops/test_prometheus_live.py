@@ -99,6 +99,9 @@ def test_real_prometheus_sees_the_replay_move_through_every_service(tmp_path: Pa
         for service, expr in MOVING.items():
             values = prometheus.range_values(expr, started, time.time())
             assert values and max(values) > min(values), f"{service}: {expr} did not move: {values}"
+        # the real rules.yml evaluates over the real series
+        wait_until(lambda: prometheus.query("venue_outcome:cryptopulse_ingestor_frames:rate1m"), 15,
+                   "recording rule venue_outcome:cryptopulse_ingestor_frames:rate1m has a result", detail)
     finally:
         if up is not None:
             up.close()

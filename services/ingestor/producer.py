@@ -41,9 +41,9 @@ class Publisher:
         self.buffer_limit = max(1, buffer_limit)
         self.chunk = max(1, chunk)
         self.retry_backoff_max = retry_backoff_max
-        kwargs = producer_kwargs(kafka, **producer_overrides)
-        self.idempotent = bool(kwargs.get("enable_idempotence"))
-        self.producer = AIOKafkaProducer(**kwargs)
+        self._kwargs = producer_kwargs(kafka, **producer_overrides)
+        self.idempotent = bool(self._kwargs.get("enable_idempotence"))
+        self.producer = AIOKafkaProducer(**self._kwargs)
         self.partitioner = DefaultPartitioner()
         self.acked: collections.Counter[str] = collections.Counter()
         self.errors = 0
@@ -63,13 +63,24 @@ class Publisher:
         self.overflows = 0
 
     async def start(self) -> None:
+        """Start the client. Idempotence is used where the broker supports it: a broker that refuses
+        InitProducerId (the embedded Tansu) gets a plain acks=all producer, with a warning."""
         try:
             await self.producer.start()
         except KafkaError as exc:
             await self.producer.stop()
-            hint = (" (the broker may not support idempotent producers: CRYPTOPULSE_KAFKA_IDEMPOTENCE=false)"
-                    if self.idempotent else "")
-            raise StartupError(f"Kafka producer failed to start: {type(exc).__name__}{hint}") from exc
+            if not self.idempotent:
+                raise StartupError(f"Kafka producer failed to start: {type(exc).__name__}: {exc}") from exc
+            log.warning("the broker refused an idempotent producer (%s); continuing without idempotence "
+                        "(at-least-once; set CRYPTOPULSE_KAFKA_IDEMPOTENCE=false to skip this attempt)",
+                        type(exc).__name__)
+            self.idempotent = False
+            self.producer = AIOKafkaProducer(**{**self._kwargs, "enable_idempotence": False})
+            try:
+                await self.producer.start()
+            except KafkaError as again:
+                await self.producer.stop()
+                raise StartupError(f"Kafka producer failed to start: {type(again).__name__}: {again}") from again
         self._sender = asyncio.create_task(self._send_loop(), name="publisher")
 
     async def publish(self, records: Iterable[Record]) -> None:

@@ -64,7 +64,8 @@ def measure(venue: str, frames: list[str], repeat: int) -> tuple[float, float, i
     return len(frames) / best_orjson, len(frames) / best_adapter, events
 
 
-def cryptofeed_rates(python: str, frames_by_venue: dict[str, list[str]], repeat: int) -> dict[str, str]:
+def cryptofeed_rates(python: str, frames_by_venue: dict[str, list[str]],
+                     repeat: int) -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frames.json"
         path.write_bytes(orjson.dumps(frames_by_venue))
@@ -73,7 +74,7 @@ def cryptofeed_rates(python: str, frames_by_venue: dict[str, list[str]], repeat:
     if proc.returncode != 0:
         print(f"cryptofeed: child failed ({proc.returncode}): {proc.stderr.strip()[-400:]}")
         return {}
-    result: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, float | int | str] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -86,22 +87,28 @@ def main() -> None:
     frames_by_venue = {venue: [frame for frame in recorded_frames(venue, args.frames) if frame.startswith("{")]
                        for venue in VENUES}
     cryptofeed_python = os.environ.get("CRYPTOFEED_PYTHON")
-    cf: dict[str, str] = {}
+    cf: dict[str, float | int | str] = {}
     if cryptofeed_python:
         cf = cryptofeed_rates(cryptofeed_python, frames_by_venue, args.repeat)
-    print(f"{args.frames} recorded-style frames per venue, best of {args.repeat} runs")
+    print(f"{len(frames_by_venue[VENUES[0]])} recorded-style JSON frames per venue, best of {args.repeat} runs")
     print(f"{'venue':<9} {'events':>7} {'orjson.loads/s':>15} {'parse+norm/s':>13} {'vs orjson':>9} "
           f"{'cryptofeed/s':>13} {'vs cryptofeed':>13}")
+    notes: list[str] = []
     for venue, frames in frames_by_venue.items():
         orjson_rate, adapter_rate, events = measure(venue, frames, args.repeat)
         cf_value = cf.get(venue, "skipped")
-        try:
-            cf_rate = float(cf_value)
-            cf_cols = f"{cf_rate:>13,.0f} {adapter_rate / cf_rate:>12.1f}x"
-        except ValueError:
-            cf_cols = f"{cf_value[:13]:>13} {'-':>13}"
+        if isinstance(cf_value, (int, float)):
+            cf_cols = f"{cf_value:>13,.0f} {adapter_rate / cf_value:>12.1f}x"
+            notes.append(f"cryptofeed {venue}: {cf.get(venue + ':events')} events, "
+                         f"{cf.get(venue + ':failed_frames')} frames raised")
+        else:
+            cf_cols = f"{str(cf_value)[:13]:>13} {'-':>13}"
+            if cryptofeed_python:
+                notes.append(f"cryptofeed {venue}: {cf_value}")
         print(f"{venue:<9} {events:>7} {orjson_rate:>15,.0f} {adapter_rate:>13,.0f} "
               f"{adapter_rate / orjson_rate:>8.0%} {cf_cols}")
+    for note in notes:
+        print(note)
     if not cryptofeed_python:
         print("cryptofeed: skipped (set CRYPTOFEED_PYTHON)")
     sys.stdout.flush()

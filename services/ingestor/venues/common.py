@@ -58,12 +58,6 @@ def _clip(value: Any) -> str:
     return repr(value)[:40]
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return _NAN
-
 
 def positive(value: Any, name: str) -> float:
     """``value`` (decimal string such as ``"0.001"`` or a JSON number) as a finite float > 0."""
@@ -286,10 +280,12 @@ class Adapter:
         if spec is None:
             self.instrument(symbol)                       # raises bad_field / unknown_instrument
             raise FrameError(UNKNOWN_INSTRUMENT, f"unknown instrument {_clip(symbol)}")
-        cls = price.__class__
-        p = _number(price) if cls is str else price if cls is float or cls is int else _NAN
-        cls = size.__class__
-        q = _number(size) if cls is str else size if cls is float or cls is int else _NAN
+        price_cls, size_cls = price.__class__, size.__class__
+        try:
+            p = float(price) if price_cls is str else price if price_cls is float or price_cls is int else _NAN
+            q = float(size) if size_cls is str else size if size_cls is float or size_cls is int else _NAN
+        except ValueError:
+            p = q = _NAN
         if not (0.0 < p < _INF and 0.0 < q < _INF):
             positive(price, "price")
             positive(size, "size")

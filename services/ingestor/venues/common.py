@@ -59,14 +59,18 @@ def _clip(value: Any) -> str:
 
 
 
-def positive(value: Any, name: str) -> float:
-    """``value`` (decimal string such as ``"0.001"`` or a JSON number) as a finite float > 0."""
+def _decimal(value: Any, name: str) -> float:
     if value is True or value is False or value is None:
         raise FrameError(BAD_FIELD, f"{name} missing or not a number")
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise FrameError(BAD_FIELD, f"{name} is not a decimal: {_clip(value)}") from None
+
+
+def positive(value: Any, name: str) -> float:
+    """``value`` (decimal string such as ``"0.001"`` or a JSON number) as a finite float > 0."""
+    number = _decimal(value, name)
     if not 0.0 < number < _INF:          # false for NaN, +-inf, 0 and negatives
         raise FrameError(BAD_VALUE, f"{name} must be finite and > 0, got {_clip(value)}")
     return number
@@ -74,12 +78,7 @@ def positive(value: Any, name: str) -> float:
 
 def nonzero(value: Any, name: str) -> float:
     """A signed decimal whose sign carries meaning: finite and not zero."""
-    if value is True or value is False or value is None:
-        raise FrameError(BAD_FIELD, f"{name} missing or not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FrameError(BAD_FIELD, f"{name} is not a decimal: {_clip(value)}") from None
+    number = _decimal(value, name)
     if not -_INF < number < _INF or number == 0.0:
         raise FrameError(BAD_VALUE, f"{name} must be finite and non-zero, got {_clip(value)}")
     return number

@@ -6,18 +6,16 @@ from typing import Any
 
 import orjson
 
+from tests.ingestor.fakes.exchange import dump
+
 WELCOME = {"info": "Welcome to the BitMEX Realtime API.", "version": "2.0.0",
            "timestamp": "2025-01-27T10:00:00.000Z", "docs": "https://www.bitmex.com/app/wsAPI",
            "heartbeatEnabled": False, "limit": {"remaining": 39}}
 
 
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 class BitmexProtocol:
     def greeting(self) -> list[str]:
-        return [_dump(WELCOME)]
+        return [dump(WELCOME)]
 
     def reply(self, message: str) -> list[str]:
         if message == "ping":
@@ -25,16 +23,16 @@ class BitmexProtocol:
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:
-            return [_dump({"status": 400, "error": "Unable to parse request.", "meta": {}})]
+            return [dump({"status": 400, "error": "Unable to parse request.", "meta": {}})]
         if request.get("op") != "subscribe":
-            return [_dump({"status": 400, "error": f"Unknown or unsupported operation: {request.get('op')}",
+            return [dump({"status": 400, "error": f"Unknown or unsupported operation: {request.get('op')}",
                            "meta": {}, "request": request})]
         out = []
         for arg in request.get("args", []):
-            out.append(_dump({"success": True, "subscribe": arg, "request": request}))
+            out.append(dump({"success": True, "subscribe": arg, "request": request}))
             table, _, symbol = arg.partition(":")
             if table == "trade":     # BitMEX sends recent history as a partial on subscribe
-                out.append(_dump({"table": "trade", "action": "partial", "keys": [], "types": {},
+                out.append(dump({"table": "trade", "action": "partial", "keys": [], "types": {},
                                   "filter": {"symbol": symbol},
                                   "data": [trade("2025-01-27T09:59:59.000Z", symbol, "Buy", 100, 101000.0,
                                                  "00000000-0000-0000-0000-000000000000")]}))
@@ -54,7 +52,7 @@ def trade(timestamp: str, symbol: str, side: str, size: int, price: float, match
 
 
 def table_frame(table: str, action: str, rows: list[dict[str, Any]]) -> str:
-    return _dump({"table": table, "action": action, "data": rows})
+    return dump({"table": table, "action": action, "data": rows})
 
 
 def liquidation(order_id: str, symbol: str, side: str, price: float, leaves_qty: int) -> dict[str, Any]:

@@ -6,30 +6,25 @@ from typing import Any
 
 import orjson
 
+from tests.ingestor.fakes.exchange import NoGreeting, dump
+
 CONN_ID = "cjxn2ka4b7cm2a9k1ag0-4ajj"
 MAX_ARGS = 10
 
 
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class BybitProtocol:
-    def greeting(self) -> list[str]:
-        return []
-
+class BybitProtocol(NoGreeting):
     def reply(self, message: str) -> list[str]:
         request = orjson.loads(message)
         op = request.get("op")
         if op == "ping":
-            return [_dump({"success": True, "ret_msg": "pong", "conn_id": CONN_ID, "req_id": "", "op": "ping"})]
+            return [dump({"success": True, "ret_msg": "pong", "conn_id": CONN_ID, "req_id": "", "op": "ping"})]
         if op == "subscribe":
             args = request.get("args", [])
             if len(args) > MAX_ARGS:
-                return [_dump({"success": False, "ret_msg": f"error:args size >{MAX_ARGS}",
+                return [dump({"success": False, "ret_msg": f"error:args size >{MAX_ARGS}",
                                "conn_id": CONN_ID, "req_id": "", "op": "subscribe"})]
-            return [_dump({"success": True, "ret_msg": "", "conn_id": CONN_ID, "req_id": "", "op": "subscribe"})]
-        return [_dump({"success": False, "ret_msg": f"error:handler not found op:{op}", "conn_id": CONN_ID,
+            return [dump({"success": True, "ret_msg": "", "conn_id": CONN_ID, "req_id": "", "op": "subscribe"})]
+        return [dump({"success": False, "ret_msg": f"error:handler not found op:{op}", "conn_id": CONN_ID,
                        "op": op})]
 
     def topics(self, message: str) -> list[str]:
@@ -45,7 +40,7 @@ def trade(ts: int, symbol: str, side: str, size: str, price: str, trade_id: str)
 
 
 def trades_frame(symbol: str, rows: list[dict[str, Any]], ts: int = 1737972000100) -> str:
-    return _dump({"topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": ts, "data": rows})
+    return dump({"topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": ts, "data": rows})
 
 
 def liquidation(ts: int, symbol: str, position_side: str, size: str, price: str) -> dict[str, Any]:
@@ -53,4 +48,4 @@ def liquidation(ts: int, symbol: str, position_side: str, size: str, price: str)
 
 
 def liquidations_frame(symbol: str, rows: list[dict[str, Any]], ts: int = 1737972000200) -> str:
-    return _dump({"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": ts, "data": rows})
+    return dump({"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": ts, "data": rows})

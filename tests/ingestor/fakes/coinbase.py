@@ -6,24 +6,19 @@ from typing import Any
 
 import orjson
 
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
+from tests.ingestor.fakes.exchange import NoGreeting, dump
 
 
-class CoinbaseProtocol:
-    def greeting(self) -> list[str]:
-        return []
-
+class CoinbaseProtocol(NoGreeting):
     def reply(self, message: str) -> list[str]:
         request = orjson.loads(message)
         if request.get("type") != "subscribe":
-            return [_dump({"type": "error", "message": "Failed to subscribe",
+            return [dump({"type": "error", "message": "Failed to subscribe",
                            "reason": f"{request.get('type')} is not a valid message type"})]
         products = list(request.get("product_ids", []))
-        out = [_dump({"type": "subscriptions",
+        out = [dump({"type": "subscriptions",
                       "channels": [{"name": "matches", "product_ids": products, "account_ids": None}]})]
-        out += [_dump({**match(1, product, "buy", "0.5", "100000.00", "2025-01-27T09:59:59.000000Z"),
+        out += [dump({**match(1, product, "buy", "0.5", "100000.00", "2025-01-27T09:59:59.000000Z"),
                        "type": "last_match"}) for product in products]
         return out
 
@@ -42,4 +37,4 @@ def match(trade_id: int, product: str, maker_side: str, size: str, price: str, t
 
 
 def match_frame(row: dict[str, Any]) -> str:
-    return _dump(row)
+    return dump(row)

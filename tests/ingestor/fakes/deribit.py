@@ -6,20 +6,15 @@ from typing import Any
 
 import orjson
 
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
+from tests.ingestor.fakes.exchange import NoGreeting, dump
 
 
 def _envelope(request_id: Any, result: Any) -> str:
-    return _dump({"jsonrpc": "2.0", "id": request_id, "result": result, "usIn": 1737972000000123,
+    return dump({"jsonrpc": "2.0", "id": request_id, "result": result, "usIn": 1737972000000123,
                   "usOut": 1737972000000456, "usDiff": 333, "testnet": False})
 
 
-class DeribitProtocol:
-    def greeting(self) -> list[str]:
-        return []
-
+class DeribitProtocol(NoGreeting):
     def reply(self, message: str) -> list[str]:
         request = orjson.loads(message)
         method = request.get("method")
@@ -27,7 +22,7 @@ class DeribitProtocol:
             return [_envelope(request.get("id"), list(request["params"]["channels"]))]
         if method == "public/test":
             return [_envelope(request.get("id"), {"version": "1.2.26"})]
-        return [_dump({"jsonrpc": "2.0", "id": request.get("id"),
+        return [dump({"jsonrpc": "2.0", "id": request.get("id"),
                        "error": {"message": "Method not found", "code": -32601}, "testnet": False})]
 
     def topics(self, message: str) -> list[str]:
@@ -47,5 +42,5 @@ def trade(instrument: str, trade_id: str, seq: int, ts: int, direction: str, pri
 
 
 def trades_frame(instrument: str, rows: list[dict[str, Any]], interval: str = "100ms") -> str:
-    return _dump({"jsonrpc": "2.0", "method": "subscription",
+    return dump({"jsonrpc": "2.0", "method": "subscription",
                   "params": {"channel": f"trades.{instrument}.{interval}", "data": rows}})

@@ -9,12 +9,25 @@ silence (no replies, no heartbeats answered, no data).
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from services.common.broker import free_port
+
+
+def dump(value: Any) -> str:
+    """A frame as the venues send it: compact JSON, keys in the given order."""
+    return orjson.dumps(value).decode()
+
+
+class NoGreeting:
+    """Most venues send nothing before the first request."""
+
+    def greeting(self) -> list[str]:
+        return []
 
 
 class VenueProtocol(Protocol):

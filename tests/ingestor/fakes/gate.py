@@ -6,29 +6,24 @@ from typing import Any
 
 import orjson
 
+from tests.ingestor.fakes.exchange import NoGreeting, dump
+
 CONN_ID = "5e74253e9c793974"
 
 
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class GateProtocol:
-    def greeting(self) -> list[str]:
-        return []
-
+class GateProtocol(NoGreeting):
     def reply(self, message: str) -> list[str]:
         request = orjson.loads(message)
         channel = request.get("channel")
         now = int(request.get("time") or 1737972000)
         head = {"time": now, "time_ms": now * 1000 + 123, "conn_id": CONN_ID, "trace_id": "f1e2d3"}
         if channel == "futures.ping":
-            return [_dump({**head, "channel": "futures.pong", "event": "", "result": None})]
+            return [dump({**head, "channel": "futures.pong", "event": "", "result": None})]
         if request.get("event") == "subscribe":
             if channel not in ("futures.trades", "futures.public_liquidates"):
-                return [_dump({**head, "channel": channel, "event": "subscribe", "payload": request.get("payload"),
+                return [dump({**head, "channel": channel, "event": "subscribe", "payload": request.get("payload"),
                                "error": {"code": 2, "message": f"unknown channel {channel}"}, "result": None})]
-            return [_dump({**head, "channel": channel, "event": "subscribe", "payload": request.get("payload"),
+            return [dump({**head, "channel": channel, "event": "subscribe", "payload": request.get("payload"),
                            "error": None, "result": {"status": "success"}})]
         return []
 
@@ -45,7 +40,7 @@ def trade(contract: str, trade_id: int, size: int, price: str, ts_ms: int) -> di
 
 
 def update_frame(channel: str, rows: list[dict[str, Any]], ts_ms: int = 1737972000500) -> str:
-    return _dump({"time": ts_ms // 1000, "time_ms": ts_ms, "channel": channel, "event": "update", "result": rows})
+    return dump({"time": ts_ms // 1000, "time_ms": ts_ms, "channel": channel, "event": "update", "result": rows})
 
 
 def liquidation(contract: str, size: int, price: str, ts_ms: int) -> dict[str, Any]:

@@ -6,32 +6,27 @@ from typing import Any
 
 import orjson
 
+from tests.ingestor.fakes.exchange import NoGreeting, dump
+
 CONN_ID = "a4d3ae55"
-
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _topic(arg: dict[str, str]) -> str:
     return f"{arg.get('channel')}:{arg.get('instId') or arg.get('instType')}"
 
 
-class OkxProtocol:
-    def greeting(self) -> list[str]:
-        return []
-
+class OkxProtocol(NoGreeting):
     def reply(self, message: str) -> list[str]:
         if message == "ping":
             return ["pong"]
         try:
             request = orjson.loads(message)
         except orjson.JSONDecodeError:
-            return [_dump({"event": "error", "code": "60012", "msg": f"Invalid request: {message}",
+            return [dump({"event": "error", "code": "60012", "msg": f"Invalid request: {message}",
                            "connId": CONN_ID})]
         if request.get("op") != "subscribe":
-            return [_dump({"event": "error", "code": "60012", "msg": "Invalid request", "connId": CONN_ID})]
-        return [_dump({"event": "subscribe", "arg": arg, "connId": CONN_ID}) for arg in request.get("args", [])]
+            return [dump({"event": "error", "code": "60012", "msg": "Invalid request", "connId": CONN_ID})]
+        return [dump({"event": "subscribe", "arg": arg, "connId": CONN_ID}) for arg in request.get("args", [])]
 
     def topics(self, message: str) -> list[str]:
         if message == "ping":
@@ -46,7 +41,7 @@ def trade(inst_id: str, trade_id: str, px: str, sz: str, side: str, ts: int) -> 
 
 
 def trades_frame(inst_id: str, rows: list[dict[str, Any]]) -> str:
-    return _dump({"arg": {"channel": "trades", "instId": inst_id}, "data": rows})
+    return dump({"arg": {"channel": "trades", "instId": inst_id}, "data": rows})
 
 
 def detail(side: str, pos_side: str, sz: str, bk_px: str, ts: int) -> dict[str, Any]:
@@ -55,6 +50,6 @@ def detail(side: str, pos_side: str, sz: str, bk_px: str, ts: int) -> dict[str, 
 
 def liquidations_frame(inst_type: str, inst_id: str, details: list[dict[str, Any]]) -> str:
     family = "-".join(inst_id.split("-")[:2])
-    return _dump({"arg": {"channel": "liquidation-orders", "instType": inst_type},
+    return dump({"arg": {"channel": "liquidation-orders", "instType": inst_type},
                   "data": [{"details": details, "instFamily": family, "instId": inst_id,
                             "instType": inst_type, "uly": family}]})

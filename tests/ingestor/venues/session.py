@@ -72,6 +72,12 @@ def parse_all(adapter: Adapter, frames: list[str]) -> list[Event]:
     return [event for frame in frames for event in adapter.parse(frame, TS_RECV)]
 
 
+def identity(inst: Instrument, **extra: object) -> dict[str, object]:
+    """The instrument fields every canonical event of ``inst`` carries, ``ts_recv`` and ``extra``."""
+    return {"exchange": inst.venue, "symbol": inst.symbol, "instrument": inst.instrument, "base": inst.base,
+            "quote": inst.quote, "market": inst.market, "ts_recv": TS_RECV, **extra}
+
+
 def table(*instruments: Instrument) -> dict[str, Instrument]:
     return {inst.symbol: inst for inst in instruments}
 

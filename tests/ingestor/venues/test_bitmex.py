@@ -17,17 +17,13 @@ from services.ingestor.venues.base import (
 )
 from services.ingestor.venues.bitmex import Bitmex
 from tests.ingestor.fakes import bitmex as fake
-from tests.ingestor.venues.session import TS_RECV, assert_events, parse_all, run_session, table
+from tests.ingestor.venues.session import TS_RECV, assert_events, identity, parse_all, run_session, table
 
 XBTUSD = Instrument("bitmex", "XBTUSD", "BTC-USD-PERP", "BTC", "USD", "perp", "inverse", 1.0)
 XBTUSDT = Instrument("bitmex", "XBTUSDT", "BTC-USDT-PERP", "BTC", "USDT", "perp", "linear", 0.000001)
 ETHUSD = Instrument("bitmex", "ETHUSD", "ETH-USD-PERP", "ETH", "USD", "perp", "quanto", 0.1)
 ADAPTER = Bitmex(table(XBTUSD, XBTUSDT, ETHUSD))
 
-
-def _common(inst: Instrument, ts: int) -> dict[str, object]:
-    return {"exchange": "bitmex", "symbol": inst.symbol, "instrument": inst.instrument, "base": inst.base,
-            "quote": inst.quote, "market": inst.market, "ts": ts, "ts_recv": TS_RECV}
 
 
 def test_session_against_fake_bitmex() -> None:
@@ -48,18 +44,18 @@ def test_session_against_fake_bitmex() -> None:
     assert session.heartbeat_replies == ["pong"]
     assert_events(parse_all(ADAPTER, session.data), [
         # inverse: 5000 USD contracts at 100,000 = 0.05 BTC
-        Trade(**_common(XBTUSD, 1737972000001), side="sell", price=100000.0, size=0.05, notional_usd=5000.0,
+        Trade(**identity(XBTUSD, ts=1737972000001), side="sell", price=100000.0, size=0.05, notional_usd=5000.0,
               trade_id="m-1"),
         # linear: 1e-6 BTC per contract
-        Trade(**_common(XBTUSDT, 1737972000002), side="buy", price=100010.0, size=0.25, notional_usd=25002.5,
+        Trade(**identity(XBTUSDT, ts=1737972000002), side="buy", price=100010.0, size=0.25, notional_usd=25002.5,
               trade_id="m-2"),
         # quanto: 0.1 ETH per contract (instrument table)
-        Trade(**_common(ETHUSD, 1737972000003), side="buy", price=3200.0, size=3.0, notional_usd=9600.0,
+        Trade(**identity(ETHUSD, ts=1737972000003), side="buy", price=3200.0, size=3.0, notional_usd=9600.0,
               trade_id="m-3"),
         # liquidation side is the ORDER side: Sell closes a long
-        Liquidation(**_common(XBTUSD, TS_RECV), liquidated_side="long", price=99000.0, size=0.2,
+        Liquidation(**identity(XBTUSD, ts=TS_RECV), liquidated_side="long", price=99000.0, size=0.2,
                     notional_usd=19800.0, id="bitmex:o-1"),
-        Liquidation(**_common(ETHUSD, TS_RECV), liquidated_side="short", price=3300.0, size=0.7,
+        Liquidation(**identity(ETHUSD, ts=TS_RECV), liquidated_side="short", price=3300.0, size=0.7,
                     notional_usd=2310.0, id="bitmex:o-2"),
     ])
 

@@ -10,16 +10,12 @@ from services.common.events import Liquidation, Trade
 from services.ingestor.venues.base import BAD_FIELD, UNKNOWN_EVENT, FrameError, Instrument, Subscription
 from services.ingestor.venues.deribit import Deribit
 from tests.ingestor.fakes import deribit as fake
-from tests.ingestor.venues.session import TS_RECV, assert_events, parse_all, run_session, table
+from tests.ingestor.venues.session import TS_RECV, assert_events, identity, parse_all, run_session, table
 
 PERP = Instrument("deribit", "BTC-PERPETUAL", "BTC-USD-PERP", "BTC", "USD", "perp", "inverse", 1.0)
 LINEAR = Instrument("deribit", "ETH_USDC-PERPETUAL", "ETH-USDC-PERP", "ETH", "USDC", "perp", "linear", 1.0)
 ADAPTER = Deribit(table(PERP, LINEAR))
 
-
-def _common(inst: Instrument, ts: int) -> dict[str, object]:
-    return {"exchange": "deribit", "symbol": inst.symbol, "instrument": inst.instrument, "base": inst.base,
-            "quote": inst.quote, "market": inst.market, "ts": ts, "ts_recv": TS_RECV}
 
 
 def test_session_against_fake_deribit() -> None:
@@ -38,8 +34,8 @@ def test_session_against_fake_deribit() -> None:
     session = run_session(ADAPTER, fake.DeribitProtocol(), subscription, 2, frames)
     assert session.subscribed == ["trades.BTC-PERPETUAL.100ms", "trades.ETH_USDC-PERPETUAL.100ms"]
     assert orjson.loads(session.heartbeat_replies[0])["result"] == {"version": "1.2.26"}
-    p1, p2, p3, e4 = (_common(PERP, 1737972000001), _common(PERP, 1737972000002), _common(PERP, 1737972000003),
-                      _common(LINEAR, 1737972000004))
+    p1, p2, p3, e4 = (identity(PERP, ts=1737972000001), identity(PERP, ts=1737972000002), identity(PERP, ts=1737972000003),
+                      identity(LINEAR, ts=1737972000004))
     assert_events(parse_all(ADAPTER, session.data), [
         Trade(**p1, side="buy", price=100000.0, size=0.02, notional_usd=2000.0, trade_id="316400001"),
         Trade(**p2, side="sell", price=99000.0, size=0.01, notional_usd=990.0, trade_id="316400002"),

@@ -10,16 +10,12 @@ from services.common.events import Liquidation, Trade
 from services.ingestor.venues.base import BAD_VALUE, UNKNOWN_EVENT, FrameError, Instrument, Subscription
 from services.ingestor.venues.gate import Gate
 from tests.ingestor.fakes import gate as fake
-from tests.ingestor.venues.session import TS_RECV, assert_events, parse_all, run_session, table
+from tests.ingestor.venues.session import TS_RECV, assert_events, identity, parse_all, run_session, table
 
 BTC = Instrument("gate", "BTC_USDT", "BTC-USDT-PERP", "BTC", "USDT", "perp", "linear", 0.0001)
 DOGE = Instrument("gate", "DOGE_USDT", "DOGE-USDT-PERP", "DOGE", "USDT", "perp", "linear", 10.0)
 ADAPTER = Gate(table(BTC, DOGE))
 
-
-def _common(inst: Instrument, ts: int) -> dict[str, object]:
-    return {"exchange": "gate", "symbol": inst.symbol, "instrument": inst.instrument, "base": inst.base,
-            "quote": inst.quote, "market": inst.market, "ts": ts, "ts_recv": TS_RECV}
 
 
 def test_session_against_fake_gate() -> None:
@@ -36,13 +32,13 @@ def test_session_against_fake_gate() -> None:
     assert session.subscribed == ["futures.trades:BTC_USDT", "futures.public_liquidates:!all"]
     assert orjson.loads(session.heartbeat_replies[0])["channel"] == "futures.pong"
     assert_events(parse_all(ADAPTER, session.data), [
-        Trade(**_common(BTC, 1737972000001), side="sell", price=100000.1, size=0.25, notional_usd=25000.025,
+        Trade(**identity(BTC, ts=1737972000001), side="sell", price=100000.1, size=0.25, notional_usd=25000.025,
               trade_id="27753479"),
-        Trade(**_common(BTC, 1737972000002), side="buy", price=100000.2, size=0.07, notional_usd=7000.014,
+        Trade(**identity(BTC, ts=1737972000002), side="buy", price=100000.2, size=0.07, notional_usd=7000.014,
               trade_id="27753480"),
-        Liquidation(**_common(DOGE, 1737972000004), liquidated_side="short", price=0.35, size=12000.0,
+        Liquidation(**identity(DOGE, ts=1737972000004), liquidated_side="short", price=0.35, size=12000.0,
                     notional_usd=4200.0, id="gate:DOGE_USDT:1737972000004:1200:0.35"),
-        Liquidation(**_common(BTC, 1737972000005), liquidated_side="long", price=97000.0, size=0.003,
+        Liquidation(**identity(BTC, ts=1737972000005), liquidated_side="long", price=97000.0, size=0.003,
                     notional_usd=291.0, id="gate:BTC_USDT:1737972000005:-30:97000"),
     ])
 

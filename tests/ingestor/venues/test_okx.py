@@ -18,17 +18,13 @@ from services.ingestor.venues.base import (
 )
 from services.ingestor.venues.okx import Okx
 from tests.ingestor.fakes import okx as fake
-from tests.ingestor.venues.session import TS_RECV, assert_events, parse_all, run_session, table
+from tests.ingestor.venues.session import TS_RECV, assert_events, identity, parse_all, run_session, table
 
 BTC_SWAP = Instrument("okx", "BTC-USDT-SWAP", "BTC-USDT-PERP", "BTC", "USDT", "perp", "linear", 0.01)
 BTC_INVERSE = Instrument("okx", "BTC-USD-SWAP", "BTC-USD-PERP", "BTC", "USD", "perp", "inverse", 100.0)
 ETH_FUTURE = Instrument("okx", "ETH-USD-250328", "ETH-USD-250328", "ETH", "USD", "future", "inverse", 10.0)
 ADAPTER = Okx(table(BTC_SWAP, BTC_INVERSE, ETH_FUTURE))
 
-
-def _common(inst: Instrument) -> dict[str, object]:
-    return {"exchange": "okx", "symbol": inst.symbol, "instrument": inst.instrument, "base": inst.base,
-            "quote": inst.quote, "market": inst.market, "ts_recv": TS_RECV}
 
 
 def test_session_against_fake_okx() -> None:
@@ -51,7 +47,7 @@ def test_session_against_fake_okx() -> None:
     assert session.subscribed == ["trades:BTC-USDT-SWAP", "trades:BTC-USD-SWAP",
                                   "liquidation-orders:SWAP", "liquidation-orders:FUTURES"]
     assert session.heartbeat_replies == ["pong"]
-    swap, inverse, future = _common(BTC_SWAP), _common(BTC_INVERSE), _common(ETH_FUTURE)
+    swap, inverse, future = identity(BTC_SWAP), identity(BTC_INVERSE), identity(ETH_FUTURE)
     assert_events(parse_all(ADAPTER, session.data), [
         Trade(**swap, side="buy", price=100000.0, size=0.25, notional_usd=25000.0, trade_id="130639474",
               ts=1737972000001),

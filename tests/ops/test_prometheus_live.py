@@ -76,9 +76,7 @@ def test_real_prometheus_scrapes_the_gateway_and_sees_connections(
 
 @pytest.mark.skipif(bool(missing_commands()), reason=f"not built yet: cryptopulse {missing_commands()}")
 def test_real_prometheus_sees_the_replay_move_through_every_service(tmp_path: Path) -> None:
-    # `up` hands its children CRYPTOPULSE_KAFKA_BOOTSTRAP, which they take for an external Kafka
-    # (idempotent producer); the embedded Tansu broker rejects that, so say it explicitly.
-    env = stack_env(CRYPTOPULSE_STOP_TIMEOUT="5", CRYPTOPULSE_KAFKA_IDEMPOTENCE="false")
+    env = stack_env(CRYPTOPULSE_STOP_TIMEOUT="5")
     targets = {service: [f"127.0.0.1:{env[f'CRYPTOPULSE_{service.upper()}_METRICS_PORT']}"] for service in MOVING}
     prometheus = PrometheusServer(targets, tmp_path)
     up: Up | None = None

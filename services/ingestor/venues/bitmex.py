@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -30,7 +28,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, chunks, iso_ms, items, obj, text
+from services.ingestor.venues.common import Adapter, choice, iso_ms, items, obj, op_subscribe, text
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 CLOSED_BY_ORDER = {"Sell": "long", "Buy": "short"}
@@ -57,8 +55,7 @@ class Bitmex(Adapter):
             args.append("liquidation")
         else:
             args += [f"liquidation:{symbol}" for symbol in subscription.liquidations]
-        return [orjson.dumps({"op": "subscribe", "args": batch}).decode()
-                for batch in chunks(args, ARGS_PER_REQUEST)]
+        return op_subscribe(args, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:
         msg = obj(message, "frame")

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -27,7 +25,7 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, chunks, epoch_ms, items, obj, text
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, items, obj, op_subscribe, text
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 POSITION = {"Buy": "long", "Sell": "short"}
@@ -50,8 +48,7 @@ class Bybit(Adapter):
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]
         topics += [f"allLiquidation.{symbol}" for symbol in subscription.liquidations]
-        return [orjson.dumps({"op": "subscribe", "args": batch}).decode()
-                for batch in chunks(topics, ARGS_PER_REQUEST)]
+        return op_subscribe(topics, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:
         msg = obj(message, "frame")

@@ -189,9 +189,10 @@ def choice(value: Any, mapping: Mapping[str, str], name: str) -> str:
     return result
 
 
-def chunks(values: list[Any], size: int) -> list[list[Any]]:
-    """``values`` split into lists of at most ``size`` (subscribe-request argument limits)."""
-    return [values[start:start + size] for start in range(0, len(values), size)]
+def op_subscribe(args: list[Any], per_request: int) -> list[str]:
+    """``{"op":"subscribe","args":[...]}`` requests (Bybit, OKX, BitMEX) of at most ``per_request`` args."""
+    return [orjson.dumps({"op": "subscribe", "args": args[start:start + per_request]}).decode()
+            for start in range(0, len(args), per_request)]
 
 
 class Adapter:

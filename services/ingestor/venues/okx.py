@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from services.ingestor.venues.base import (
     BAD_VALUE,
     UNKNOWN_EVENT,
@@ -34,10 +32,10 @@ from services.ingestor.venues.base import (
 from services.ingestor.venues.common import (
     Adapter,
     choice,
-    chunks,
     epoch_ms,
     items,
     obj,
+    op_subscribe,
     text,
 )
 
@@ -66,8 +64,7 @@ class Okx(Adapter):
         args: list[dict[str, str]] = [{"channel": "trades", "instId": symbol} for symbol in subscription.trades]
         if subscription.all_liquidations or subscription.liquidations:
             args += [{"channel": "liquidation-orders", "instType": kind} for kind in LIQUIDATION_INST_TYPES]
-        return [orjson.dumps({"op": "subscribe", "args": batch}).decode()
-                for batch in chunks(args, ARGS_PER_REQUEST)]
+        return op_subscribe(args, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:
         msg = obj(message, "frame")

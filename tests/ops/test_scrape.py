@@ -6,16 +6,20 @@ embedded broker; each /metrics page is parsed with prometheus_client's parser.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from services.common.broker import EmbeddedBroker
 from services.common.metrics import all_metrics
 from services.common.metrics_doc import BUILD_INFO_LABELS, for_service
 from tests.conftest import ServiceProcess
+from tests.ops.contract import REPO
 from tests.ops.scrape import (
     COMMANDS,
     Exposition,
@@ -36,9 +40,10 @@ SERVICES = tuple(COMMANDS)
 
 
 class Pipeline:
-    def __init__(self, ports: dict[str, int], procs: dict[str, ServiceProcess]) -> None:
+    def __init__(self, ports: dict[str, int], procs: dict[str, ServiceProcess], gateway_port: int) -> None:
         self.ports = ports
         self.procs = procs
+        self.gateway_port = gateway_port
         self.settled_at = time.monotonic() + 20  # by then the replay has gone through every service
 
     def url(self, service: str) -> str:
@@ -60,7 +65,7 @@ def pipeline(module_broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFac
         for service in ("gateway", "processor", "ingestor"):  # consumers first, then the replay
             if command_exists(COMMANDS[service]):
                 procs[service] = start_service(service, env, log_dir)
-        yield Pipeline(ports, procs)
+        yield Pipeline(ports, procs, int(env["CRYPTOPULSE_GATEWAY_PORT"]))
     finally:
         for proc in procs.values():
             proc.stop()
@@ -115,3 +120,19 @@ def test_every_labeled_metric_has_a_series_after_the_replay(pipeline: Pipeline, 
     assert not missing_samples(documented, exposition), (
         f"{service}: no series yet for {missing_samples(documented, exposition)}"
     )
+
+
+COMPOSE_PORTS = {"ingestor": 9301, "processor": 9302, "gateway": 8765}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_compose_healthcheck_passes_against_the_running_service(pipeline: Pipeline, service: str) -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    kind, program, *args = compose["services"][service]["healthcheck"]["test"]
+    assert (kind, program) == ("CMD", "python")
+    pipeline.scrape(service)  # running and serving
+    port = pipeline.gateway_port if service == "gateway" else pipeline.ports[service]
+    argv = [sys.executable, *(a.replace(f":{COMPOSE_PORTS[service]}/", f":{port}/") for a in args)]
+    assert argv[1:] != args, "the probe names the compose port"
+    probe = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert probe.returncode == 0, probe.stderr

@@ -87,7 +87,13 @@ class Stack:
 
     def start_children(self, bootstrap: str) -> None:
         env = dict(self.env)
-        env[env_name("kafka_bootstrap")] = bootstrap
+        if self.kafka.embedded:
+            # Children must know the broker is the embedded one (no idempotence, short group timeouts).
+            env.pop(env_name("kafka_bootstrap"), None)
+            env[env_name("broker_host")] = self.kafka.broker_host
+            env[env_name("broker_port")] = str(self.kafka.broker_port)
+        else:
+            env[env_name("kafka_bootstrap")] = bootstrap
         env.setdefault("PYTHONUNBUFFERED", "1")
         for child in self.children:
             child.process = subprocess.Popen(

@@ -18,7 +18,7 @@ from tests.scenario.batch import Parsed, figures, parse
 @pytest.fixture(scope="module")
 def week() -> tuple[Parsed, list[str]]:
     """The whole week at a low density with bad input mixed in, parsed by the real adapters."""
-    scenario = open_scenario(density=0.03, seed=11, bad_fraction=0.002, dup_fraction=0.002)
+    scenario = open_scenario(density=0.02, seed=11, bad_fraction=0.002, dup_fraction=0.002)
     parsed = parse(scenario.frames())
     return parsed, [f.frame for f in scenario.malformed()]
 
@@ -89,3 +89,20 @@ def test_prices_are_positive_and_realistic() -> None:
     assert all(3_000 < p < 4_000 for p in design.closes["ETH"])
     assert all(p > 0 for closes in design.closes.values() for p in closes)
     assert 1e-6 < design.closes["PEPE"][7] < 1e-4
+
+
+def test_the_processors_oracle_agrees_with_the_batch(week: tuple[Parsed, list[str]]) -> None:
+    from services.processor import oracle
+    from services.processor.reference import bundled_universe
+
+    parsed, _ = week
+    live = figures(parsed)
+    expected = oracle.compute(parsed.trades, parsed.liquidations, bundled_universe())
+    stats, liqs = expected["asset-stats"], expected["liquidation-totals"]
+    for asset, figure in (("RENDER", "render_change_24h"), ("NEAR", "near_change_24h"), ("GPU", "gpu_change_24h")):
+        assert stats[asset]["change_24h_pct"] == pytest.approx(live[figure], abs=1e-9)
+    assert liqs["24h:all"]["long_usd"] == pytest.approx(live["liq_long_24h"], rel=1e-12)
+    assert liqs["24h:asset:BTC"]["long_usd"] == pytest.approx(live["liq_btc_long_24h"], rel=1e-12)
+    ai = [a for a in stats.values() if "ai" in a["sectors"]]
+    assert sum(a["volume_24h_usd"] for a in ai) == pytest.approx(live["ai_volume_24h"], rel=1e-12)
+    assert sum(a["market_cap_usd"] for a in ai) == pytest.approx(live["ai_cap"], rel=1e-12)

@@ -1,0 +1,199 @@
+"""End-to-end benchmark of the 2025-01-27 scenario through the whole stack (processes, embedded broker).
+
+    python -m bench.scenario_e2e [--densities 0.02,0.1,0.25] [--latency-density 0.1] [--latency-seconds 45]
+
+1. Throughput: for each density, the full week at ``--speed max``: frames in, the ingestor's wall
+   time and frames/s, and the wall time until the final state (2025-01-27 23:59:59.9) reaches a
+   websocket client through the gateway.
+2. Latency: a paced replay whose input rate is a fraction of the measured maximum; for every
+   ``asset:*`` update the client receives, latency = arrival - the wall time at which the pacer
+   released the frames of that event time (the first frame's release is observed on the ingestor's
+   frames counter). Printed as p50/p99 side by side with the rate.
+Numbers are noisy on a shared 2-core machine; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import websockets
+
+from services.common.broker import EmbeddedBroker, free_port
+from services.common.kafka import create_topics
+from services.scenario.paths import END_MS
+from services.scenario.source import open_scenario
+
+FINAL_TS = END_MS - 60_000 + 59_900
+SUMMARY = re.compile(r"source ended: (\d+) frames .* in ([\d.]+) s")
+
+
+class Stack:
+    """Broker, processor, gateway and a scenario ingestor as child processes."""
+
+    def __init__(self, density: float, speed: str, log_dir: Path) -> None:
+        self.broker = EmbeddedBroker(port=free_port()).start()
+        asyncio.run(create_topics(self.broker.bootstrap))
+        self.gateway_port = free_port()
+        self.ingestor_metrics = free_port()
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "CRYPTOPULSE_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+                    "CRYPTOPULSE_KAFKA_IDEMPOTENCE": "false", "CRYPTOPULSE_SCENARIO_DENSITY": str(density),
+                    "CRYPTOPULSE_LOG_LEVEL": "WARNING"}
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._start("processor", "process", "--metrics-port", str(free_port()))
+        self._start("gateway", "gateway", "--port", str(self.gateway_port), "--metrics-port", str(free_port()))
+        self.speed = speed
+
+    def _start(self, name: str, *args: str) -> None:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", *args], env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def start_ingestor(self) -> float:
+        self.env["CRYPTOPULSE_LOG_LEVEL"] = "INFO"
+        self._start("ingestor", "ingest", "--source", "scenario", "--speed", self.speed, "--hold",
+                    "--metrics-port", str(self.ingestor_metrics))
+        return time.time()
+
+    def ingestor_summary(self) -> tuple[int, float] | None:
+        match = SUMMARY.search((self.log_dir / "ingestor.log").read_text(errors="replace"))
+        return (int(match.group(1)), float(match.group(2))) if match else None
+
+    def frames_counted(self) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ingestor_metrics}/metrics", timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("cryptopulse_ingestor_frames_total{"))
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.gateway_port}/ws"
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.broker.stop()
+
+
+async def _until_final(url: str, timeout: float) -> float | None:
+    """Wall time at which asset:BTC reaches the week's final event time, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            async with websockets.connect(url, open_timeout=5) as ws:
+                await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": ["asset:BTC"]}).decode())
+                while time.time() < deadline:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.time())))
+                    data = message.get("data") or {}
+                    if data.get("ts") == FINAL_TS:
+                        return time.time()
+        except (OSError, TimeoutError, websockets.ConnectionClosed):
+            await asyncio.sleep(1)
+    return None
+
+
+def throughput(density: float, timeout: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(density, "max", Path(tmp))
+        try:
+            time.sleep(8)      # processor joins its group, gateway listens
+            started = stack.start_ingestor()
+            done = asyncio.run(_until_final(stack.url, timeout))
+            summary = stack.ingestor_summary()
+        finally:
+            stack.stop()
+    frames, ingest_s = summary if summary else (0, float("nan"))
+    e2e_s = (done - started) if done else float("nan")
+    return {"density": density, "frames": frames, "ingest_s": ingest_s, "ingest_fps": frames / ingest_s,
+            "e2e_s": e2e_s, "e2e_fps": frames / e2e_s}
+
+
+async def _latencies(stack: Stack, speed: float, first_ts: int, seconds: float) -> tuple[list[float], int]:
+    out: list[float] = []
+    origin: float | None = None
+    async with websockets.connect(stack.url, open_timeout=10, max_size=None) as ws:
+        await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": ["asset:*"]}).decode())
+        stack.start_ingestor()
+        while origin is None:
+            if stack.frames_counted() > 0:
+                origin = time.time()
+            await asyncio.sleep(0.01)
+        end = origin + seconds
+        while time.time() < end:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), end - time.time())
+            except TimeoutError:
+                break
+            arrived = time.time()
+            message = orjson.loads(raw)
+            data = message.get("data") or {}
+            if message.get("type") == "update" and isinstance(data.get("ts"), int):
+                released = origin + (data["ts"] - first_ts) / 1000.0 / speed
+                out.append(arrived - released)
+    return out, int(stack.frames_counted())
+
+
+def latency(density: float, speed: float, seconds: float) -> dict[str, Any]:
+    first_ts = next(iter(open_scenario(density=density).frames())).ts_recv
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = Stack(density, str(speed), Path(tmp))
+        try:
+            time.sleep(8)
+            values, frames = asyncio.run(_latencies(stack, speed, first_ts, seconds))
+        finally:
+            stack.stop()
+    values.sort()
+    pick = (lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000) if values else (lambda q: float("nan"))
+    return {"density": density, "speed": speed, "frames": frames, "fps": frames / seconds, "updates": len(values),
+            "p50_ms": pick(0.5), "p99_ms": pick(0.99), "mean_ms": statistics.fmean(values) * 1000 if values else 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--densities", default="0.02,0.1,0.25")
+    parser.add_argument("--timeout", type=float, default=600.0, help="per full-week run")
+    parser.add_argument("--latency-density", type=float, default=0.1)
+    parser.add_argument("--latency-load", type=float, default=0.3, help="input rate as a fraction of the max")
+    parser.add_argument("--latency-seconds", type=float, default=45.0)
+    args = parser.parse_args()
+    rows = [throughput(float(d), args.timeout) for d in args.densities.split(",")]
+    print(f"{'density':>8} {'frames':>9} {'ingest s':>9} {'ingest f/s':>11} {'e2e s':>8} {'e2e f/s':>9}")
+    for r in rows:
+        print(f"{r['density']:>8g} {r['frames']:>9} {r['ingest_s']:>9.1f} {r['ingest_fps']:>11.0f} "
+              f"{r['e2e_s']:>8.1f} {r['e2e_fps']:>9.0f}")
+    best = max((r for r in rows if r["e2e_fps"] == r["e2e_fps"]), key=lambda r: r["e2e_fps"], default=None)
+    if best is None:
+        return
+    week_s = 8 * 86_400
+    frames_per_week = best["frames"] * args.latency_density / best["density"]
+    speed = max(1.0, round(args.latency_load * best["e2e_fps"] * week_s / frames_per_week))
+    lat = latency(args.latency_density, speed, args.latency_seconds)
+    print(f"\nlatency frame release -> websocket delivery, density {lat['density']:g}, speed {lat['speed']:g}x "
+          f"({lat['fps']:.0f} frames/s = {lat['fps'] / best['e2e_fps']:.2f} of the max e2e rate)")
+    print(f"  updates {lat['updates']}, p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+          f"mean {lat['mean_ms']:.0f} ms (includes the processor's conflation interval)")
+
+
+if __name__ == "__main__":
+    main()

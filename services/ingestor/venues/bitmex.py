@@ -1,7 +1,7 @@
 """BitMEX realtime: the ``trade`` and ``liquidation`` tables.
 
-- Subscribe ``{"op":"subscribe","args":["trade:XBTUSD","liquidation:XBTUSD", ...]}`` (or
-  ``"liquidation"`` alone for every instrument). The welcome ``{"info":...}`` and the replies
+- Subscribe ``{"op":"subscribe","args":["trade:XBTUSD","liquidation:XBTUSD", ...]}``: liquidations
+  of the explicit symbols, else of the traded ones, else ``"liquidation"`` alone (every instrument). The welcome ``{"info":...}`` and the replies
   ``{"success":true,"subscribe":...}`` are ignored; ``{"error":...}`` is dead-lettered.
 - Heartbeat: text ``ping`` (BitMEX closes idle connections); the reply is the text ``pong``.
 - Table frames are ``{"table","action","data":[...]}`` with ``action`` one of
@@ -28,7 +28,16 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, iso_ms, items, obj, op_subscribe, text
+from services.ingestor.venues.common import (
+    Adapter,
+    choice,
+    iso_ms,
+    items,
+    liquidation_symbols,
+    obj,
+    op_subscribe,
+    text,
+)
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 CLOSED_BY_ORDER = {"Sell": "long", "Buy": "short"}
@@ -51,10 +60,11 @@ class Bitmex(Adapter):
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         args = [f"trade:{symbol}" for symbol in subscription.trades]
-        if subscription.all_liquidations and not subscription.liquidations:
-            args.append("liquidation")
-        else:
-            args += [f"liquidation:{symbol}" for symbol in subscription.liquidations]
+        symbols = liquidation_symbols(subscription)
+        if symbols:
+            args += [f"liquidation:{symbol}" for symbol in symbols]
+        elif subscription.all_liquidations:
+            args.append("liquidation")          # every instrument
         return op_subscribe(args, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:

@@ -1,6 +1,8 @@
 """Bybit v5 public linear: ``publicTrade.{symbol}`` and ``allLiquidation.{symbol}``.
 
-- Subscribe ``{"op":"subscribe","args":[topic, ...]}`` with at most 10 args per request; the reply
+- Subscribe ``{"op":"subscribe","args":[topic, ...]}`` with at most 10 args per request (Bybit has
+  no all-market liquidation topic: ``allLiquidation`` is subscribed per symbol, by default for the
+  symbols whose trades are subscribed); the reply
   ``{"success":true,"ret_msg":"","conn_id":...,"op":"subscribe"}`` is ignored, a reply with
   ``"success":false`` is dead-lettered (``unknown_event``) so a rejected topic is visible.
 - Heartbeat: the client sends ``{"op":"ping"}`` every 20 s; the reply is
@@ -25,7 +27,16 @@ from services.ingestor.venues.base import (
     Heartbeat,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, items, obj, op_subscribe, text
+from services.ingestor.venues.common import (
+    Adapter,
+    choice,
+    epoch_ms,
+    items,
+    liquidation_symbols,
+    obj,
+    op_subscribe,
+    text,
+)
 
 TAKER = {"Buy": "buy", "Sell": "sell"}
 POSITION = {"Buy": "long", "Sell": "short"}
@@ -47,7 +58,10 @@ class Bybit(Adapter):
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]
-        topics += [f"allLiquidation.{symbol}" for symbol in subscription.liquidations]
+        # Bybit has no all-market liquidation topic: one per symbol (the universe when none is given)
+        symbols = liquidation_symbols(subscription) or (
+            tuple(s for s, inst in self.instruments.items() if inst.listed) if subscription.all_liquidations else ())
+        topics += [f"allLiquidation.{symbol}" for symbol in symbols]
         return op_subscribe(topics, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:

@@ -189,6 +189,15 @@ def choice(value: Any, mapping: Mapping[str, str], name: str) -> str:
     return result
 
 
+def liquidation_symbols(subscription: Subscription) -> tuple[str, ...]:
+    """The symbols whose liquidations to stream: the explicit ones, else (``all_liquidations``)
+    those of the trade subscription — the universe being ingested. Empty means "every instrument"
+    for venues that have an all-market form (Gate ``!all``, BitMEX ``liquidation``)."""
+    if subscription.liquidations:
+        return subscription.liquidations
+    return subscription.trades if subscription.all_liquidations else ()
+
+
 def op_subscribe(args: list[Any], per_request: int) -> list[str]:
     """``{"op":"subscribe","args":[...]}`` requests (Bybit, OKX, BitMEX) of at most ``per_request`` args."""
     return [orjson.dumps({"op": "subscribe", "args": args[start:start + per_request]}).decode()

@@ -37,9 +37,10 @@ def test_session_against_fake_bitmex() -> None:
         fake.table_frame("liquidation", "update", [{"orderID": "o-1", "symbol": "XBTUSD", "leavesQty": 9800}]),
         fake.table_frame("liquidation", "delete", [{"orderID": "o-1", "symbol": "XBTUSD"}]),
     ]
-    subscription = Subscription(trades=("XBTUSD", "XBTUSDT", "ETHUSD"), all_liquidations=True)
-    session = run_session(ADAPTER, fake.BitmexProtocol(), subscription, 4, frames)
-    assert session.subscribed == ["trade:XBTUSD", "trade:XBTUSDT", "trade:ETHUSD", "liquidation"]
+    subscription = Subscription(trades=("XBTUSD", "XBTUSDT", "ETHUSD"), liquidations=("XBTUSD", "ETHUSD"))
+    session = run_session(ADAPTER, fake.BitmexProtocol(), subscription, 5, frames)
+    assert session.subscribed == ["trade:XBTUSD", "trade:XBTUSDT", "trade:ETHUSD", "liquidation:XBTUSD",
+                                  "liquidation:ETHUSD"]
     assert any('"action":"partial"' in ack for ack in session.acks)   # history on subscribe: ignored
     assert session.heartbeat_replies == ["pong"]
     assert_events(parse_all(ADAPTER, session.data), [
@@ -60,9 +61,14 @@ def test_session_against_fake_bitmex() -> None:
     ])
 
 
-def test_per_symbol_liquidations_and_error_reply() -> None:
-    frames = ADAPTER.subscribe_frames(Subscription(trades=("XBTUSD",), liquidations=("XBTUSD",)))
-    assert [orjson.loads(frame)["args"] for frame in frames] == [["trade:XBTUSD", "liquidation:XBTUSD"]]
+def test_liquidation_subscriptions_and_error_reply() -> None:
+    def args(subscription: Subscription) -> list[list[str]]:
+        return [orjson.loads(frame)["args"] for frame in ADAPTER.subscribe_frames(subscription)]
+
+    # all_liquidations (the default) follows the traded symbols; without any, every instrument
+    assert args(Subscription(trades=("XBTUSD",))) == [["trade:XBTUSD", "liquidation:XBTUSD"]]
+    assert args(Subscription()) == [["liquidation"]]
+    assert args(Subscription(trades=("XBTUSD",), all_liquidations=False)) == [["trade:XBTUSD"]]
     error = fake.BitmexProtocol().reply('{"op":"authKey"}')[0]
     with pytest.raises(FrameError) as err:
         ADAPTER.parse(error, TS_RECV)

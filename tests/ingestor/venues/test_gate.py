@@ -27,9 +27,10 @@ def test_session_against_fake_gate() -> None:
         fake.update_frame("futures.public_liquidates", [fake.liquidation("DOGE_USDT", 1200, "0.35", 1737972000004),
                                                         fake.liquidation("BTC_USDT", -30, "97000", 1737972000005)]),
     ]
-    subscription = Subscription(trades=("BTC_USDT",), all_liquidations=True)
-    session = run_session(ADAPTER, fake.GateProtocol(), subscription, 2, frames)
-    assert session.subscribed == ["futures.trades:BTC_USDT", "futures.public_liquidates:!all"]
+    subscription = Subscription(trades=("BTC_USDT",), liquidations=("BTC_USDT", "DOGE_USDT"))
+    session = run_session(ADAPTER, fake.GateProtocol(), subscription, 3, frames)
+    assert session.subscribed == ["futures.trades:BTC_USDT", "futures.public_liquidates:BTC_USDT",
+                                  "futures.public_liquidates:DOGE_USDT"]
     assert orjson.loads(session.heartbeat_replies[0])["channel"] == "futures.pong"
     assert_events(parse_all(ADAPTER, session.data), [
         Trade(**identity(BTC, ts=1737972000001), side="sell", price=100000.1, size=0.25, notional_usd=25000.025,
@@ -41,6 +42,14 @@ def test_session_against_fake_gate() -> None:
         Liquidation(**identity(BTC, ts=1737972000005), liquidated_side="long", price=97000.0, size=0.003,
                     notional_usd=291.0, id="gate:BTC_USDT:1737972000005:-30:97000"),
     ])
+
+
+def test_liquidation_payloads() -> None:
+    def payloads(subscription: Subscription) -> list[list[str]]:
+        return [orjson.loads(frame)["payload"] for frame in ADAPTER.subscribe_frames(subscription)]
+
+    assert payloads(Subscription(trades=("BTC_USDT",))) == [["BTC_USDT"], ["BTC_USDT"]]
+    assert payloads(Subscription()) == [["!all"]]
 
 
 def test_subscription_error_reply_and_zero_size() -> None:

@@ -23,7 +23,7 @@ TIMEOUT = 15.0
 CASES: dict[str, tuple[VenueProtocol, Subscription, int]] = {
     "bybit": (bybit.BybitProtocol(), Subscription(trades=("BTCUSDT",), liquidations=("BTCUSDT",)), 2),
     "okx": (okx.OkxProtocol(), Subscription(trades=("BTC-USDT-SWAP", "BTC-USD-SWAP")), 4),
-    "bitmex": (bitmex.BitmexProtocol(), Subscription(trades=("XBTUSD", "ETHUSD")), 3),
+    "bitmex": (bitmex.BitmexProtocol(), Subscription(trades=("XBTUSD", "ETHUSD")), 4),
     "deribit": (deribit.DeribitProtocol(), Subscription(trades=("BTC-PERPETUAL",)), 1),
     "gate": (gate.GateProtocol(), Subscription(trades=("BTC_USDT",)), 2),
     "coinbase": (coinbase.CoinbaseProtocol(), Subscription(trades=("BTC-USD",)), 1),

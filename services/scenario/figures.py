@@ -205,7 +205,7 @@ def check_signals(values: dict[str, Any], alerts: list[dict[str, Any]]) -> list[
     texts = expected_signals()
 
     def alert(kind: str, subject: str) -> str | None:
-        ids = [a.get("id") for a in alerts if a.get("kind") == kind and a.get("subject") == subject]
+        ids = [a.get("id") for a in alerts if a.get("kind") == kind and subject in str(a.get("subject")).split(":")]
         return str(ids[-1]) if ids else None
 
     rsi24, rsi27 = _number(values, "rsi14_total_2025-01-24"), _number(values, "rsi14_total_2025-01-27")

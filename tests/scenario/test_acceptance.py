@@ -165,10 +165,9 @@ def test_every_figure_and_signal_on_the_derived_topics(stack: Stack, final: Any)
 def test_every_figure_and_signal_through_the_gateway(stack: Stack, final: Any) -> None:
     records, alerts = asyncio.run(collect(stack.url, timeout=30))
     assert _failures(records, alerts) == [], stack.logs()
-    kinds = {(a.get("kind"), a.get("subject")) for a in alerts}
-    assert ("sector_drawdown", "ai") in kinds
-    assert ("volume_surge", "ai") in kinds
-    assert ("liquidation_cascade", "all") in kinds
+    signals = check_signals(live_values(records), alerts)
+    raised = [s.alert for s in signals]
+    assert all(raised[1:4]), (raised, [(a.get("kind"), a.get("subject")) for a in alerts])   # drawdown, surge, cascade
 
 
 def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:

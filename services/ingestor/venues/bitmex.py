@@ -1,7 +1,8 @@
 """BitMEX realtime: the ``trade`` and ``liquidation`` tables.
 
 - Subscribe ``{"op":"subscribe","args":["trade:XBTUSD","liquidation:XBTUSD", ...]}``: liquidations
-  of the explicit symbols, else of the traded ones, else ``"liquidation"`` alone (every instrument). The welcome ``{"info":...}`` and the replies
+  of the explicit symbols, else of the table's listed instruments, else ``"liquidation"`` alone
+  (every instrument). The welcome ``{"info":...}`` and the replies
   ``{"success":true,"subscribe":...}`` are ignored; ``{"error":...}`` is dead-lettered.
 - Heartbeat: text ``ping`` (BitMEX closes idle connections); the reply is the text ``pong``.
 - Table frames are ``{"table","action","data":[...]}`` with ``action`` one of
@@ -60,7 +61,7 @@ class Bitmex(Adapter):
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         args = [f"trade:{symbol}" for symbol in subscription.trades]
-        symbols = liquidation_symbols(subscription)
+        symbols = liquidation_symbols(subscription, self.instruments)
         if symbols:
             args += [f"liquidation:{symbol}" for symbol in symbols]
         elif subscription.all_liquidations:

@@ -1,8 +1,8 @@
 """Bybit v5 public linear: ``publicTrade.{symbol}`` and ``allLiquidation.{symbol}``.
 
 - Subscribe ``{"op":"subscribe","args":[topic, ...]}`` with at most 10 args per request (Bybit has
-  no all-market liquidation topic: ``allLiquidation`` is subscribed per symbol, by default for the
-  symbols whose trades are subscribed); the reply
+  no all-market liquidation topic: ``allLiquidation`` is subscribed per symbol, by default for
+  every listed instrument of the table); the reply
   ``{"success":true,"ret_msg":"","conn_id":...,"op":"subscribe"}`` is ignored, a reply with
   ``"success":false`` is dead-lettered (``unknown_event``) so a rejected topic is visible.
 - Heartbeat: the client sends ``{"op":"ping"}`` every 20 s; the reply is
@@ -58,10 +58,8 @@ class Bybit(Adapter):
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]
-        # Bybit has no all-market liquidation topic: one per symbol (the universe when none is given)
-        symbols = liquidation_symbols(subscription) or (
-            tuple(s for s, inst in self.instruments.items() if inst.listed) if subscription.all_liquidations else ())
-        topics += [f"allLiquidation.{symbol}" for symbol in symbols]
+        # Bybit has no all-market liquidation topic: one per symbol
+        topics += [f"allLiquidation.{symbol}" for symbol in liquidation_symbols(subscription, self.instruments)]
         return op_subscribe(topics, ARGS_PER_REQUEST)
 
     def events(self, message: Any, ts_recv: int) -> list[Event]:

@@ -189,13 +189,17 @@ def choice(value: Any, mapping: Mapping[str, str], name: str) -> str:
     return result
 
 
-def liquidation_symbols(subscription: Subscription) -> tuple[str, ...]:
-    """The symbols whose liquidations to stream: the explicit ones, else (``all_liquidations``)
-    those of the trade subscription — the universe being ingested. Empty means "every instrument"
-    for venues that have an all-market form (Gate ``!all``, BitMEX ``liquidation``)."""
+def liquidation_symbols(subscription: Subscription, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
+    """The symbols whose liquidations to stream on venues that subscribe them per symbol: the
+    explicit ones, else (``all_liquidations``) every listed instrument of the venue's table — all
+    that can be normalized, on the first planned connection, whatever the trade chunks are. Empty
+    means "every instrument" where the venue has an all-market form (Gate ``!all``, BitMEX
+    ``liquidation``)."""
     if subscription.liquidations:
         return subscription.liquidations
-    return subscription.trades if subscription.all_liquidations else ()
+    if not subscription.all_liquidations:
+        return ()
+    return tuple(symbol for symbol, inst in instruments.items() if inst.listed)
 
 
 def op_subscribe(args: list[Any], per_request: int) -> list[str]:

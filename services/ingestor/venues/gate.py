@@ -1,8 +1,8 @@
 """Gate futures (USDT-settled) v4: ``futures.trades`` and the public ``futures.public_liquidates``.
 
 - Subscribe ``{"time":<epoch s>,"channel":"futures.trades","event":"subscribe","payload":[contracts]}``
-  (``futures.public_liquidates`` takes contracts — the explicit ones, else the traded ones — or
-  ``["!all"]`` when there are none). Replies
+  (``futures.public_liquidates`` takes contracts — the explicit ones, else the listed instruments
+  of the table — or ``["!all"]`` when there are none). Replies
   ``{"channel",...,"event":"subscribe","result":{"status":"success"}}`` are ignored; a reply with
   an ``error`` object is dead-lettered. (``futures.liquidates`` is the private, per-user channel.)
 - Heartbeat: ``{"channel":"futures.ping"}`` every 15 s; the reply has ``"channel":"futures.pong"``.
@@ -58,7 +58,7 @@ class Gate(Adapter):
             frames.append({"time": now, "channel": TRADES, "event": "subscribe",
                            "payload": list(subscription.trades)})
         if subscription.liquidations or subscription.all_liquidations:
-            contracts = list(liquidation_symbols(subscription)) or [ALL_CONTRACTS]
+            contracts = list(liquidation_symbols(subscription, self.instruments)) or [ALL_CONTRACTS]
             frames.append({"time": now, "channel": LIQUIDATIONS, "event": "subscribe", "payload": contracts})
         return [orjson.dumps(frame).decode() for frame in frames]
 

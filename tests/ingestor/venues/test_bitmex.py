@@ -65,9 +65,10 @@ def test_liquidation_subscriptions_and_error_reply() -> None:
     def args(subscription: Subscription) -> list[list[str]]:
         return [orjson.loads(frame)["args"] for frame in ADAPTER.subscribe_frames(subscription)]
 
-    # all_liquidations (the default) follows the traded symbols; without any, every instrument
-    assert args(Subscription(trades=("XBTUSD",))) == [["trade:XBTUSD", "liquidation:XBTUSD"]]
-    assert args(Subscription()) == [["liquidation"]]
+    # all_liquidations (the default): every instrument of the table; with an empty table, all-market
+    assert args(Subscription(trades=("XBTUSD",))) == [["trade:XBTUSD", "liquidation:XBTUSD", "liquidation:XBTUSDT",
+                                                        "liquidation:ETHUSD"]]
+    assert [orjson.loads(f)["args"] for f in Bitmex({}).subscribe_frames(Subscription())] == [["liquidation"]]
     assert args(Subscription(trades=("XBTUSD",), all_liquidations=False)) == [["trade:XBTUSD"]]
     error = fake.BitmexProtocol().reply('{"op":"authKey"}')[0]
     with pytest.raises(FrameError) as err:

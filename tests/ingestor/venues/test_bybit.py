@@ -62,11 +62,12 @@ def test_subscribe_requests_carry_at_most_ten_args() -> None:
     assert sum(args, []) == [f"publicTrade.{s}" for s in symbols] + [f"allLiquidation.{s}" for s in symbols[:4]]
 
 
-def test_liquidation_topics_follow_the_traded_symbols() -> None:
+def test_liquidation_topics_cover_the_instrument_table() -> None:
     def args(subscription: Subscription) -> list[str]:
         return sum((orjson.loads(frame)["args"] for frame in ADAPTER.subscribe_frames(subscription)), [])
 
-    assert args(Subscription(trades=("BTCUSDT",))) == ["publicTrade.BTCUSDT", "allLiquidation.BTCUSDT"]
+    assert args(Subscription(trades=("BTCUSDT",))) == ["publicTrade.BTCUSDT", "allLiquidation.BTCUSDT",
+                                                       "allLiquidation.SHIB1000USDT"]
     assert args(Subscription()) == ["allLiquidation.BTCUSDT", "allLiquidation.SHIB1000USDT"]
     assert args(Subscription(trades=("BTCUSDT",), all_liquidations=False)) == ["publicTrade.BTCUSDT"]
 

@@ -48,8 +48,8 @@ def test_liquidation_payloads() -> None:
     def payloads(subscription: Subscription) -> list[list[str]]:
         return [orjson.loads(frame)["payload"] for frame in ADAPTER.subscribe_frames(subscription)]
 
-    assert payloads(Subscription(trades=("BTC_USDT",))) == [["BTC_USDT"], ["BTC_USDT"]]
-    assert payloads(Subscription()) == [["!all"]]
+    assert payloads(Subscription(trades=("BTC_USDT",))) == [["BTC_USDT"], ["BTC_USDT", "DOGE_USDT"]]
+    assert [orjson.loads(f)["payload"] for f in Gate({}).subscribe_frames(Subscription())] == [["!all"]]
 
 
 def test_subscription_error_reply_and_zero_size() -> None:

@@ -23,9 +23,9 @@ TIMEOUT = 15.0
 CASES: dict[str, tuple[VenueProtocol, Subscription, int]] = {
     "bybit": (bybit.BybitProtocol(), Subscription(trades=("BTCUSDT",), liquidations=("BTCUSDT",)), 2),
     "okx": (okx.OkxProtocol(), Subscription(trades=("BTC-USDT-SWAP", "BTC-USD-SWAP")), 4),
-    "bitmex": (bitmex.BitmexProtocol(), Subscription(trades=("XBTUSD", "ETHUSD")), 4),
+    "bitmex": (bitmex.BitmexProtocol(), Subscription(trades=("XBTUSD", "ETHUSD"), liquidations=("XBTUSD",)), 3),
     "deribit": (deribit.DeribitProtocol(), Subscription(trades=("BTC-PERPETUAL",)), 1),
-    "gate": (gate.GateProtocol(), Subscription(trades=("BTC_USDT",)), 2),
+    "gate": (gate.GateProtocol(), Subscription(trades=("BTC_USDT",), liquidations=("BTC_USDT",)), 2),
     "coinbase": (coinbase.CoinbaseProtocol(), Subscription(trades=("BTC-USD",)), 1),
 }
 
@@ -120,5 +120,5 @@ def test_heartbeat_replies_do_not_hide_a_silent_trade_stream() -> None:
 
 
 def test_quiet_liquidation_stream_is_not_reset() -> None:
-    connection, fake = asyncio.run(_quiet(Subscription(all_liquidations=True), True, 2.0))
+    connection, fake = asyncio.run(_quiet(Subscription(liquidations=("BTC_USDT",)), True, 2.0))
     assert connection.stale_resets == 0 and fake.connects == 1

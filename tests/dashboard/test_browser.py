@@ -4,14 +4,17 @@ process on the embedded broker, through a kill -9 and restart of the gateway."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.conftest import ARTIFACTS
+from services.common.broker import free_port
+from tests.conftest import ARTIFACTS, ServiceProcess
 from tests.dashboard import feed
 from tests.dashboard.browser import (
     LAPTOP,
@@ -23,6 +26,7 @@ from tests.dashboard.browser import (
     pct,
     usd,
 )
+from tests.e2e.stack import SAMPLE
 from tests.gateway.helpers import gateway_env, produce, wait_ready
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,7 +36,7 @@ HEADLINE = ["sector:total", "sector:ai", "liquidations:24h:all"]
 FORMAT_CASES: list[tuple[str, float | None, str]] = [
     ("usd", 3.38e12, "$3.38T"), ("usd", 4.25e10, "$42.50B"), ("usd", 8.53e8, "$853.0M"),
     ("usd", 7.94e8, "$794.0M"), ("usd", 999.996e9, "$1.00T"), ("usd", 999.97e6, "$1.00B"),
-    ("usd", -1.5e6, "\u2212$1.5M"), ("usd", 12_345.0, "$12.3K"), ("usd", 950.0, "$950.00"),
+    ("usd", -1.5e6, "\u2212$1.5M"), ("usd", 12_345.0, "$12.3K"), ("usd", 950.0, "$950.00"), ("usd", 0.0, "$0"),
     ("usd", None, "\u2014"), ("pct", -14.6, "\u221214.6%"), ("pct", 38.24, "+38.2%"),
     ("pct", 0.0, "0.0%"), ("pct", -0.04, "0.0%"), ("pct", None, "\u2014"),
 ]
@@ -125,12 +129,40 @@ async def chart_times(page: Page) -> list[int]:
     return times
 
 
-async def assert_headline(page: Page, url: str) -> dict[str, dict[str, Any]]:
-    """Every headline figure on the page equals the gateway's current value, formatted."""
-    values = await gateway_values(url, HEADLINE)
-    for testid, text in expected_headline(values).items():
-        await expect(page.get_by_test_id(testid)).to_have_text(text, timeout=15_000)
-    return values
+async def assert_headline(page: Page, url: str, required: list[str] = HEADLINE,
+                          timeout: float = 20) -> dict[str, dict[str, Any]]:
+    """The page shows the gateway's current headline values (those of ``required`` at least), formatted.
+    Both are read again until they agree: on a replaying stack the figures keep moving."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        values = await gateway_values(url, HEADLINE, required)
+        expected = expected_headline(values)
+        assert len(expected) >= 2 * len(required)
+        shown = {testid: await page.get_by_test_id(testid).inner_text() for testid in expected}
+        if shown == expected:
+            return values
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"page shows {shown}, gateway sends {expected}")
+        await asyncio.sleep(0.3)
+
+
+async def restart_gateway(page: Page, gateway: ServiceProcess, start: Callable[[], ServiceProcess],
+                          port: int, while_down: Callable[[], Awaitable[None]] | None = None) -> None:
+    """kill -9 the gateway: the page says reconnecting; start a new one: the page is live again."""
+    status = page.get_by_test_id("conn-status")
+    gateway.stop(signal.SIGKILL)
+    await expect(status).to_have_attribute("data-state", "reconnecting", timeout=15_000)
+    if while_down is not None:
+        await while_down()
+    await asyncio.to_thread(wait_ready, port, start())
+    await expect(status).to_have_attribute("data-state", "live", timeout=30_000)
+
+
+async def assert_unique_points(page: Page) -> list[int]:
+    drawn = await chart_times(page)
+    assert len(drawn) == len(set(drawn))
+    assert await page.evaluate("() => window.cryptopulse.store.series().length") == len(drawn)
+    return drawn
 
 
 async def assert_ai_members_worst_first(page: Page, ai: dict[str, Any]) -> None:
@@ -167,8 +199,7 @@ def test_dashboard_follows_gateway_through_restart(broker, services) -> None:  #
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             await page.goto(f"http://127.0.0.1:{port}/")
-            status = page.get_by_test_id("conn-status")
-            await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
+            await expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "live", timeout=15_000)
             values = await assert_headline(page, url)
             await assert_ai_members_worst_first(page, values["sector:ai"])
             days = open_times(initial)
@@ -179,13 +210,13 @@ def test_dashboard_follows_gateway_through_restart(broker, services) -> None:  #
             await expect(page.get_by_test_id("liq-largest").locator("li")).not_to_have_count(0)
             await page.screenshot(path=str(ARTIFACTS / "dashboard-laptop.png"), full_page=True)
 
-            first.stop(signal.SIGKILL)
-            await expect(status).to_have_attribute("data-state", "reconnecting", timeout=15_000)
             later = feed.next_day_records()
-            await produce(broker.bootstrap, later)
-            second = services("gateway", env=env, name="gateway2")
-            await asyncio.to_thread(wait_ready, port, second)
-            await expect(status).to_have_attribute("data-state", "live", timeout=30_000)
+
+            async def produce_later() -> None:
+                await produce(broker.bootstrap, later)
+
+            await restart_gateway(page, first, lambda: services("gateway", env=env, name="gateway2"), port,
+                                  produce_later)
             await assert_headline(page, url)
             days |= open_times(later)
             await expect(page.get_by_test_id("cap-chart")).to_have_attribute("data-points", str(len(days)))
@@ -200,9 +231,7 @@ def test_dashboard_follows_gateway_through_restart(broker, services) -> None:  #
             await produce(broker.bootstrap, feed.sector_records(total_cap=3.452e12, ts=feed.NOW + 3 * feed.HOUR_MS))
             await expect(page.get_by_test_id("total-cap")).to_have_text(usd(3.452e12), timeout=15_000)
             await assert_headline(page, url)
-            drawn = await chart_times(page)
-            assert len(drawn) == len(set(drawn)) == len(days)
-            assert await page.evaluate("() => window.cryptopulse.store.series().length") == len(days)
+            assert sorted(await assert_unique_points(page)) == sorted(days)
             assert await page.evaluate("() => window.cryptopulse.conn.reconnects") >= 1
 
             await page.set_viewport_size(PHONE)
@@ -212,3 +241,51 @@ def test_dashboard_follows_gateway_through_restart(broker, services) -> None:  #
 
     asyncio.run(run())
 
+
+
+def stack_source() -> str:
+    """The built-in scenario (at low density) once it exists, else the bundled Binance recording."""
+    if importlib.util.find_spec("services.scenario.source") is not None:
+        return "scenario"
+    return f"replay:{SAMPLE}"
+
+
+def test_dashboard_on_replaying_stack(broker, services) -> None:  # type: ignore[no-untyped-def]
+    """ingest + process + gateway as processes on the embedded broker: the page shows what the gateway
+    serves, before and after the gateway is killed and restarted."""
+    source = stack_source()
+    required = ["liquidations:24h:all"]  # the others are compared as soon as the processor emits them
+    env = gateway_env(broker.bootstrap)
+    del env["CRYPTOPULSE_KAFKA_BOOTSTRAP"]  # the test broker as "the embedded broker": its client settings
+    env.update(CRYPTOPULSE_BROKER_PORT=broker.bootstrap.rsplit(":", 1)[1],
+               CRYPTOPULSE_INGESTOR_METRICS_PORT=str(free_port()),
+               CRYPTOPULSE_PROCESSOR_METRICS_PORT=str(free_port()), CRYPTOPULSE_SCENARIO_DENSITY="0.01")
+    port = int(env["CRYPTOPULSE_GATEWAY_PORT"])
+    url = f"ws://127.0.0.1:{port}/ws"
+    if source.startswith("replay:"):
+        assets = services("assets", ["load"], env=env)
+        assert assets.process.wait(60) == 0, assets.output()
+    services("process", env=env)
+    gateway = services("gateway", env=env, name="gateway1")
+    services("ingest", ["--source", source, "--speed", "max"], env=env)
+    wait_ready(port, gateway)
+    asyncio.run(gateway_values(url, HEADLINE, required, timeout=60))
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    async def run() -> None:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=LAPTOP)
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "live", timeout=15_000)
+            await assert_headline(page, url, required)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-stack-laptop.png"), full_page=True)
+            before = await assert_unique_points(page)
+            await restart_gateway(page, gateway, lambda: services("gateway", env=env, name="gateway2"), port)
+            await assert_headline(page, url, required)
+            after = await assert_unique_points(page)
+            assert set(before) <= set(after)
+            await page.set_viewport_size(PHONE)
+            await page.wait_for_timeout(300)
+            await page.screenshot(path=str(ARTIFACTS / "dashboard-stack-phone.png"), full_page=True)
+
+    asyncio.run(run())

@@ -10,7 +10,7 @@
   var store = new window.cpStore.Store();
 
   var BACKOFF_MIN_MS = 500;
-  var BACKOFF_MAX_MS = 8000;
+  var BACKOFF_MAX_MS = 5000;
   var SILENCE_MS = 45000;     // three missed 15 s heartbeats: treat the socket as dead
   var RENDER_EVERY_MS = 200;  // at most five renders a second, whatever the update rate
   var TOP_ASSETS = 10;
@@ -260,16 +260,38 @@
     chartState.cap = cap;
   }
 
+  function crosshair(svg, x) {
+    var line = svg.querySelector("line.cross");
+    if (x === null) {
+      if (line) line.remove();
+      return;
+    }
+    if (!line) {
+      line = document.createElementNS("http://www.w3.org/2000/svg", "line");
+      line.setAttribute("class", "cross");
+      line.setAttribute("y1", "0");
+      line.setAttribute("y2", svg.viewBox.baseVal.height);
+      svg.appendChild(line);
+    }
+    line.setAttribute("x1", x);
+    line.setAttribute("x2", x);
+  }
+
+  function hideTooltip() {
+    $(".tooltip").hidden = true;
+    crosshair(byTest("cap-chart"), null);
+  }
+
   function tooltipAt(event) {
     var tip = $(".tooltip");
     var cap = chartState.cap;
-    if (!cap || !cap.layout.points.length) { tip.hidden = true; return; }
+    if (!cap || !cap.layout.points.length) { hideTooltip(); return; }
     var svg = byTest("cap-chart");
     var box = svg.getBoundingClientRect();
     var x = event.clientX - box.left;
     var lay = cap.layout;
     var i = Math.floor(x / lay.slot);
-    if (x > lay.plotW || i < 0 || i >= lay.points.length) { tip.hidden = true; return; }
+    if (x > lay.plotW || i < 0 || i >= lay.points.length) { hideTooltip(); return; }
     var p = lay.points[i];
     tip.innerHTML = "<b>" + esc(fmt.day(p.t)) + " " + new Date(p.t).getUTCFullYear() +
       (p.closed ? "" : " · forming") + "</b>" +
@@ -278,6 +300,7 @@
       '<span class="sma50">SMA50 ' + fmt.usd(p.sma50) + '</span><span class="sma100">SMA100 ' +
       fmt.usd(p.sma100) + "</span><span>RSI " + fmt.num(p.rsi, 1) + "</span>";
     tip.hidden = false;
+    crosshair(svg, lay.x(i));
     var left = lay.x(i) + 14;
     if (left + 170 > box.width) left = lay.x(i) - 184;
     tip.style.left = Math.max(0, left) + "px";
@@ -344,21 +367,34 @@
     if (!items.length) return '<div class="empty">no liquidations yet</div>';
     var scale = Math.max.apply(null, items.map(function (it) { return it.value.total_usd || 0; }));
     return items.map(function (it) {
-      return splitBar(it.name, it.value, scale, testPrefix + it.name);
+      return splitBar(it.name, it.value, scale, testPrefix + (it.id || it.name));
     }).join("");
+  }
+
+  var VENUES = {
+    "binance-usdm": "Binance", binance: "Binance", bybit: "Bybit", okx: "OKX", bitmex: "BitMEX",
+    deribit: "Deribit", gate: "Gate", coinbase: "Coinbase",
+  };
+
+  function venueName(id) {
+    return VENUES[id] || id;
   }
 
   function renderLiquidations() {
     var windows = WINDOWS.filter(function (w) { return store.liquidations[w + ":all"]; })
       .map(function (w) { return { name: w, value: store.liquidations[w + ":all"] }; });
     byTest("liq-windows").innerHTML = bars(windows, "liq-window-");
-    byTest("liq-exchanges").innerHTML = bars(store.liquidationScopes("24h", "exchange:"), "liq-exchange-");
+    var exchanges = store.liquidationScopes("24h", "exchange:").map(function (it) {
+      return { name: venueName(it.name), id: it.name, value: it.value };
+    });
+    byTest("liq-exchanges").innerHTML = bars(exchanges, "liq-exchange-");
     byTest("liq-assets").innerHTML = bars(store.liquidationScopes("24h", "asset:").slice(0, TOP_ASSETS),
       "liq-asset-");
     var largest = store.largest(LARGEST);
     byTest("liq-largest").innerHTML = largest.length ? largest.map(function (l) {
       return '<li><span class="side ' + esc(l.liquidated_side) + '">' + esc(l.liquidated_side) + "</span>" +
-        '<span class="what">' + esc(l.instrument) + ' <span class="muted">' + esc(l.exchange) + "</span></span>" +
+        '<span class="what">' + esc(l.instrument) + ' <span class="muted">' + esc(venueName(l.exchange)) +
+        "</span></span>" +
         '<span class="amt">' + esc(fmt.usd(l.notional_usd)) + "</span>" +
         '<span class="when muted">' + esc(fmt.day(l.ts) + " " + fmt.hhmm(l.ts)) + "</span></li>";
     }).join("") : '<li class="empty">none yet</li>';
@@ -391,7 +427,7 @@
     render(true);
   });
   byTest("cap-chart").addEventListener("mousemove", tooltipAt);
-  byTest("cap-chart").addEventListener("mouseleave", function () { $(".tooltip").hidden = true; });
+  byTest("cap-chart").addEventListener("mouseleave", hideTooltip);
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);

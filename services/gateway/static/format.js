@@ -23,9 +23,10 @@
     return x < 0 ? MINUS : "";
   }
 
-  /** Compact USD amount: $3.38T, $42.50B, $853.0M, $12.3K, $950.00; "—" when missing. */
+  /** Compact USD amount: $3.38T, $42.50B, $853.0M, $12.3K, $950.00, $0; "—" when missing. */
   function usd(x) {
     if (!finite(x)) return DASH;
+    if (x === 0) return "$0";
     var a = Math.abs(x);
     for (var i = 0; i < UNITS.length; i++) {
       var unit = UNITS[i];

@@ -11,7 +11,7 @@ from services.common.settings import register, setting
 @dataclass(frozen=True)
 class ScenarioSettings:
     scenario_density: float = setting(
-        0.25, "Scenario trades per asset per minute per venue (fractional allowed); figures do not depend on it.")
+        0.1, "Scenario trades per asset per minute per venue (fractional allowed); figures do not depend on it.")
     scenario_seed: int = setting(7, "Seed of the scenario's intraday paths, trade splits and bad input.")
     scenario_bad_fraction: float = setting(
         0.0005, "Fraction of trade frames followed by a malformed variant (dead-lettered by the ingestor).")

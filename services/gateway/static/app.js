@@ -308,9 +308,10 @@
 
   var expanded = { ai: false };
 
+  var SECTORS = { ai: "AI", l1: "Layer 1", l2: "Layer 2", defi: "DeFi", meme: "Meme", stablecoin: "Stablecoins" };
+
   function sectorName(s) {
-    return s.name || (s.sector.length <= 3 ? s.sector.toUpperCase() : s.sector.charAt(0).toUpperCase() +
-      s.sector.slice(1));
+    return s.name || SECTORS[s.sector] || s.sector.charAt(0).toUpperCase() + s.sector.slice(1);
   }
 
   function pctCell(x) {

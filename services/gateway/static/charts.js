@@ -53,23 +53,33 @@
     };
   }
 
+  function xLabel(x, t, height) {
+    return '<line class="grid" x1="' + r(x) + '" x2="' + r(x) + '" y1="' + PAD_TOP + '" y2="' +
+      (height - AXIS_H) + '"/><text class="axis" x="' + r(x) + '" y="' + (height - 6) +
+      '" text-anchor="middle">' + esc(fmt.day(t)) + "</text>";
+  }
+
+  /* Day labels every few candles on a short series; month starts on a long one. */
   function xLabels(lay, height) {
-    var out = [];
-    var lastMonth = null;
     var minGap = 56;
+    var step = Math.ceil(minGap / lay.slot);
+    var out = [];
+    var n = lay.points.length;
+    if (step <= 10) {
+      for (var i = n - 1; i >= 0; i -= step) {
+        if (lay.x(i) > 20) out.push(xLabel(lay.x(i), lay.points[i].t, height));
+      }
+      return out.join("");
+    }
+    var lastMonth = null;
     var lastX = -Infinity;
-    lay.points.forEach(function (p, i) {
+    lay.points.forEach(function (p, j) {
       var d = new Date(p.t);
       var month = d.getUTCFullYear() * 12 + d.getUTCMonth();
-      if (lastMonth !== null && month !== lastMonth) {
-        var x = lay.x(i);
-        if (x - lastX >= minGap && x < lay.plotW - 20) {
-          out.push('<line class="grid" x1="' + r(x) + '" x2="' + r(x) + '" y1="' + PAD_TOP + '" y2="' +
-            (height - AXIS_H) + '"/>');
-          out.push('<text class="axis" x="' + r(x) + '" y="' + (height - 6) + '" text-anchor="middle">' +
-            esc(fmt.day(p.t)) + "</text>");
-          lastX = x;
-        }
+      var x = lay.x(j);
+      if (lastMonth !== null && month !== lastMonth && x - lastX >= minGap && x < lay.plotW - 20) {
+        out.push(xLabel(x, p.t, height));
+        lastX = x;
       }
       lastMonth = month;
     });

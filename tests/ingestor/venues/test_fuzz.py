@@ -9,6 +9,7 @@ shrinking to a minimal failing frame), and a seeded bulk loop of ``FUZZ_FRAMES``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 from collections import Counter
@@ -41,6 +42,9 @@ SWAPS: tuple[Any, ...] = (None, True, False, 0, -7, 3.5, "", "x", [], {}, [1, 2]
 TEXT_TOKENS = ("NaN", "Infinity", "-Infinity", "1e999", "-0", "null", "[]", "{}", '"', "\\", "\x00", "\ud800")
 
 
+_FIELDS = {kind: tuple(field.name for field in dataclasses.fields(kind)) for kind in (Trade, Liquidation)}
+
+
 def check(adapter: Adapter, frame: str | bytes) -> str:
     """Parse one frame: 'events' (each a valid canonical event) or the FrameError's reason class."""
     try:
@@ -52,38 +56,49 @@ def check(adapter: Adapter, frame: str | bytes) -> str:
     for event in events:
         kind = Trade if isinstance(event, Trade) else Liquidation
         assert isinstance(event, kind)
-        kind.from_dict(dataclasses.asdict(event))   # raises InvalidEvent on NaN/inf/<=0/bad enums
+        # raises InvalidEvent on NaN/inf/<=0 amounts, bad enums, empty ids, negative timestamps
+        kind.from_dict({name: getattr(event, name) for name in _FIELDS[kind]})
         assert event.exchange == adapter.id
     return "events"
 
 
 # -- mutations on the decoded JSON tree ------------------------------------------------------------
 
-def _containers(node: Any, out: list[Any]) -> list[Any]:
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths (key/index sequences) to every non-empty object or array of a decoded frame."""
     if isinstance(node, dict):
-        out.append(node)
-        for value in node.values():
-            _containers(value, out)
+        children: Any = node.items()
     elif isinstance(node, list):
-        out.append(node)
-        for value in node:
-            _containers(value, out)
-    return out
+        children = enumerate(node)
+    else:
+        return []
+    found = [prefix] if node else []
+    for key, child in children:
+        found += _paths(child, (*prefix, key))
+    return found
 
 
-def _mutate_tree(tree: Any, rng: random.Random, values: tuple[Any, ...]) -> bool:
+@functools.cache
+def _seed_paths(seed: str) -> list[tuple[Any, ...]]:
+    return _paths(orjson.loads(seed))
+
+
+def _mutate_tree(tree: Any, rng: random.Random, values: tuple[Any, ...], paths: list[tuple[Any, ...]]) -> None:
     """Replace, delete or retype one slot of one container of ``tree`` (in place)."""
-    holders = [c for c in _containers(tree, []) if c]
-    if not holders:
-        return False
-    holder = rng.choice(holders)
-    key: Any = rng.choice(list(holder)) if isinstance(holder, dict) else rng.randrange(len(holder))
+    holder = tree
+    try:
+        for step in rng.choice(paths):
+            holder = holder[step]
+        if not isinstance(holder, (dict, list)) or not holder:
+            return
+        key: Any = rng.choice(list(holder)) if isinstance(holder, dict) else rng.randrange(len(holder))
+    except (KeyError, IndexError, TypeError, ValueError):     # an earlier mutation changed the shape
+        return
     if isinstance(holder, dict) and rng.random() < 0.25:
         del holder[key]                                  # missing field
     else:
         value = rng.choice(values)                       # type swap / nasty number / unknown value
         holder[key] = orjson.loads(orjson.dumps(value)) if isinstance(value, (list, dict)) else value
-    return True
 
 
 def _dump(tree: Any) -> str:
@@ -110,18 +125,21 @@ def mutate(frame: str, rng: random.Random, venue_symbols: tuple[str, ...]) -> st
         tree = orjson.loads(frame)
     except orjson.JSONDecodeError:                        # text control frames (pong)
         return frame + rng.choice(TEXT_TOKENS)
+    paths = _seed_paths(frame)
+    if not paths:
+        return _dump(tree)
     if roll < 0.50:
-        _mutate_tree(tree, rng, NASTY_NUMBERS)
+        _mutate_tree(tree, rng, NASTY_NUMBERS, paths)
     elif roll < 0.75:
-        _mutate_tree(tree, rng, SWAPS)
+        _mutate_tree(tree, rng, SWAPS, paths)
     elif roll < 0.85:                                     # unknown event / channel / table names
         _mutate_tree(tree, rng, ("unknownEvent", "trade", "trades", "update", "match", "insert", "publicTrade.X",
-                                 "allLiquidation.", "futures.trades", "subscription", "liquidation-orders"))
+                                 "allLiquidation.", "futures.trades", "subscription", "liquidation-orders"), paths)
     elif roll < 0.95:                                     # unknown or foreign instruments
-        _mutate_tree(tree, rng, ("NOPEUSDT", "BTC-USDT-SWAP", "XBTUSD", "BTC_USDT", "BTC-USD", *venue_symbols))
+        _mutate_tree(tree, rng, ("NOPEUSDT", "BTC-USDT-SWAP", "XBTUSD", "BTC_USDT", "BTC-USD", *venue_symbols), paths)
     else:                                                 # several mutations at once
         for _ in range(rng.randint(2, 5)):
-            _mutate_tree(tree, rng, NASTY_NUMBERS + SWAPS)
+            _mutate_tree(tree, rng, NASTY_NUMBERS + SWAPS, paths)
     return _dump(tree)
 
 

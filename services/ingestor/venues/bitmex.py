@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
     Event,
     FrameError,
     Heartbeat,
+    Instrument,
     Subscription,
 )
 from services.ingestor.venues.common import (
@@ -44,6 +46,8 @@ TAKER = {"Buy": "buy", "Sell": "sell"}
 CLOSED_BY_ORDER = {"Sell": "long", "Buy": "short"}
 ARGS_PER_REQUEST = 20
 _ACTIONS = frozenset(("partial", "insert", "update", "delete"))
+_REST_TYPES = {"FFWCSX": "perp", "FFCCSX": "future"}
+_BASES = {"XBT": "BTC"}
 
 
 class Bitmex(Adapter):
@@ -58,6 +62,37 @@ class Bitmex(Adapter):
         max_messages_per_second=1.0,     # BitMEX limits subscription requests per connection
         stale_after_seconds={"trades": 60.0, "liquidations": 6 * 3600.0},
     )
+
+    rest_instrument_urls = ("https://www.bitmex.com/api/v1/instrument/active",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /api/v1/instrument/active``: perpetuals (``typ`` FFWCSX) and futures (FFCCSX) that
+        are ``Open``. Inverse: 1 USD per contract; linear: ``1 / underlyingToPositionMultiplier``
+        base units; quanto: ``multiplier`` satoshi × price per contract, i.e. ``multiplier × 1e-8 ×
+        XBTUSD`` base units, taken at the refresh's XBTUSD ``markPrice``."""
+        rows = [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
+        btc_usd = next((float(item.get("markPrice") or item.get("lastPrice") or 0) for item in rows
+                        if item.get("symbol") == "XBTUSD"), 0.0)
+        out = []
+        for item in rows:
+            typ = item.get("typ")
+            if typ not in _REST_TYPES or item.get("state") != "Open":
+                continue
+            base = _BASES.get(str(item["rootSymbol"]), str(item["rootSymbol"]))
+            quote, market = str(item["quoteCurrency"]), _REST_TYPES[typ]
+            if item.get("isInverse"):
+                kind, size = "inverse", 1.0
+            elif item.get("isQuanto"):
+                kind, size = "quanto", abs(float(item["multiplier"])) * 1e-8 * btc_usd
+            else:
+                kind, size = "linear", 1.0 / float(item["underlyingToPositionMultiplier"])
+            if size <= 0:
+                continue
+            expiry = iso_ms(item["expiry"], "expiry") if market == "future" else None
+            out.append(Instrument("bitmex", str(item["symbol"]), normalized_name(base, quote, market, expiry), base,
+                                  quote, market, kind, size))  # type: ignore[arg-type]
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         args = [f"trade:{symbol}" for symbol in subscription.trades]

@@ -18,12 +18,14 @@ from typing import Any
 
 import orjson
 
+from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
     Event,
     FrameError,
     Heartbeat,
+    Instrument,
     Subscription,
 )
 from services.ingestor.venues.common import Adapter, choice, ident, iso_ms, obj
@@ -44,6 +46,20 @@ class Coinbase(Adapter):
         max_messages_per_second=8.0,     # Coinbase: 8 requests per second per IP (burst 20)
         stale_after_seconds={"trades": 120.0, "liquidations": 3600.0},
     )
+
+    rest_instrument_urls = ("https://api.exchange.coinbase.com/products",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /products``: ``[{id, base_currency, quote_currency, status, trading_disabled}]``."""
+        out = []
+        for item in body if isinstance(body, list) else []:
+            if item.get("status") != "online" or item.get("trading_disabled"):
+                continue
+            base, quote = str(item["base_currency"]), str(item["quote_currency"])
+            out.append(Instrument("coinbase", str(item["id"]), normalized_name(base, quote, "spot"), base, quote,
+                                  "spot", "spot", 1.0))
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         if not subscription.trades:

@@ -22,12 +22,14 @@ from typing import Any
 
 import orjson
 
+from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
     Event,
     FrameError,
     Heartbeat,
+    Instrument,
     Subscription,
 )
 from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, items, obj
@@ -53,6 +55,26 @@ class Deribit(Adapter):
         max_messages_per_second=5.0,
         stale_after_seconds={"trades": 120.0, "liquidations": 6 * 3600.0},
     )
+
+    rest_instrument_urls = ("https://www.deribit.com/api/v2/public/get_instruments?currency=any&kind=future",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``public/get_instruments``: ``{"result": [{instrument_name, settlement_period, base_currency,
+        counter_currency, instrument_type, expiration_timestamp, is_active}]}``. ``amount`` is USD
+        for ``reversed`` (inverse) instruments and base coin for ``linear`` ones: 1 unit either way."""
+        out = []
+        for item in body.get("result", []) if isinstance(body, dict) else []:
+            if not item.get("is_active", True):
+                continue
+            perpetual = item.get("settlement_period") == "perpetual"
+            base, quote = str(item["base_currency"]), str(item["counter_currency"])
+            market = "perp" if perpetual else "future"
+            expiry = None if perpetual else int(item["expiration_timestamp"])
+            kind = "inverse" if item.get("instrument_type") == "reversed" else "linear"
+            out.append(Instrument("deribit", str(item["instrument_name"]), normalized_name(base, quote, market, expiry),
+                                  base, quote, market, kind, 1.0))  # type: ignore[arg-type]
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         symbols = dict.fromkeys((*subscription.trades, *subscription.liquidations))

@@ -22,12 +22,14 @@ from typing import Any
 
 import orjson
 
+from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
     Event,
     FrameError,
     Heartbeat,
+    Instrument,
     Subscription,
 )
 from services.ingestor.venues.common import Adapter, epoch_ms, ident, items, liquidation_symbols, nonzero, obj
@@ -50,6 +52,22 @@ class Gate(Adapter):
         max_messages_per_second=5.0,
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
+
+    rest_instrument_urls = ("https://api.gateio.ws/api/v4/futures/usdt/contracts",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /api/v4/futures/usdt/contracts``: ``[{name, quanto_multiplier, in_delisting}]``
+        (``quanto_multiplier`` = base units per contract of these USDT-settled contracts)."""
+        out = []
+        for item in body if isinstance(body, list) else []:
+            name = str(item.get("name", ""))
+            base, _, quote = name.partition("_")
+            if not base or not quote or item.get("in_delisting"):
+                continue
+            out.append(Instrument("gate", name, normalized_name(base, quote, "perp"), base, quote, "perp", "linear",
+                                  float(item["quanto_multiplier"])))
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         now = int(time.time())

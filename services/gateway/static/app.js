@@ -29,8 +29,9 @@
     lastMessageAt: 0,
     pending: [],       // subscribe requests not sent yet (see sendNextRequest)
     barrier: null,     // id of the ping whose pong releases the next request
-    reconnects: 0,
+    reconnects: 0,     // live connections lost (each one then retried with backoff)
     retryTimer: null,
+    lastError: null,   // the last error message of the gateway, shown in the footer
     state: "connecting",
   };
 
@@ -46,9 +47,11 @@
     el.querySelector(".text").textContent = detail ? state + " · " + detail : state;
   }
 
+  /* Same origin; a gateway with auth on takes the page's own ?token=<JWT> along. */
   function wsUrl() {
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + location.host + "/ws";
+    var token = new URLSearchParams(location.search).get("token");
+    return scheme + "//" + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : "");
   }
 
   function send(ws, message) {
@@ -59,7 +62,7 @@
    * being rebuilt from Kafka and a resume would be answered from a partial state. */
   function connect() {
     conn.retryTimer = null;
-    setStatus(conn.attempt === 0 && conn.reconnects === 0 ? "connecting" : "reconnecting",
+    setStatus(conn.state === "connecting" ? "connecting" : "reconnecting",
       conn.attempt ? "attempt " + (conn.attempt + 1) : "");
     fetch("/readyz", { cache: "no-store" }).then(function (response) {
       if (response.ok) openSocket();
@@ -97,7 +100,8 @@
     ws.onclose = function (event) {
       if (conn.ws !== ws) return;
       conn.ws = null;
-      var why = event.code === 4004 ? "server restarting" : "closed " + event.code;
+      if (conn.state === "live") conn.reconnects += 1;
+      var why = CLOSE_REASONS[event.code] || "closed " + event.code;
       scheduleReconnect(why);
     };
     ws.onerror = function () { /* onclose follows and schedules the retry */ };
@@ -116,12 +120,14 @@
     send(ws, { op: "ping", id: conn.barrier });
   }
 
+  var CLOSE_REASONS = { 4001: "auth failed (add ?token=…)", 4002: "limit exceeded", 4003: "too slow",
+    4004: "server restarting" };
+
   function scheduleReconnect(why) {
     if (conn.retryTimer !== null) return;
     var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, conn.attempt));
     var delay = Math.round(base * (0.8 + Math.random() * 0.4));
     conn.attempt += 1;
-    conn.reconnects += 1;
     setStatus("reconnecting", why + " · retry in " + (delay / 1000).toFixed(1) + " s");
     conn.retryTimer = setTimeout(connect, delay);
   }
@@ -137,7 +143,8 @@
       return;
     }
     if (message.type === "error") {
-      byTest("conn-detail").textContent = "gateway error " + message.code + ": " + message.message;
+      conn.lastError = message.code + ": " + message.message;
+      renderFooter();
       return;
     }
     if (store.apply(message) === "refill") {
@@ -153,7 +160,11 @@
   /* A socket that stays silent through several heartbeats is dead even if the OS has not noticed. */
   setInterval(function () {
     if (conn.ws && conn.ws.readyState === WebSocket.OPEN && Date.now() - conn.lastMessageAt > SILENCE_MS) {
-      conn.ws.close();
+      var dead = conn.ws;
+      conn.ws = null;  // its close event, whenever it comes, is ignored
+      dead.close();
+      if (conn.state === "live") conn.reconnects += 1;
+      scheduleReconnect("no heartbeat");
     }
   }, 5000);
 
@@ -188,8 +199,12 @@
     if (all || dirty.liquidations) renderLiquidations();
     if (all || dirty.alerts) renderAlerts();
     byTest("as-of").textContent = fmt.utc(store.lastEventTs);
+    renderFooter();
+  }
+
+  function renderFooter() {
     byTest("conn-detail").textContent = "reconnects " + conn.reconnects + " · duplicates skipped " +
-      store.duplicates;
+      store.duplicates + (conn.lastError ? " · last gateway error " + conn.lastError : "");
   }
 
   function setText(id, text, change) {

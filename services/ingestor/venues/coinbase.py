@@ -28,7 +28,7 @@ from services.ingestor.venues.base import (
     Instrument,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, ident, iso_ms, obj
+from services.ingestor.venues.common import Adapter, choice, iso_ms, obj, sequence_id
 
 TAKER_FROM_MAKER = {"sell": "buy", "buy": "sell"}
 _MATCHES = frozenset(("match", "last_match"))
@@ -74,7 +74,7 @@ class Coinbase(Adapter):
             maker = msg.get("side")
             return [self.trade(msg.get("product_id"),
                                TAKER_FROM_MAKER.get(maker) or choice(maker, TAKER_FROM_MAKER, "side"),  # type: ignore[arg-type]
-                               msg.get("price"), msg.get("size"), ident(msg, "trade_id"),
+                               msg.get("price"), msg.get("size"), sequence_id(msg, "trade_id"),
                                iso_ms(msg.get("time"), "time"), ts_recv)]
         if kind in _CONTROL:
             return []

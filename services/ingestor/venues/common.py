@@ -46,6 +46,7 @@ _INF = float("inf")
 _NAN = float("nan")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_INT64 = 1 << 63
 _MAX_MS = 1 << 50          # year ~37,000: beyond it a "timestamp" is garbage
 _JSON_ERROR = orjson.JSONDecodeError
 _SHAPE_ERRORS = (TypeError, KeyError, IndexError, AttributeError, ValueError, OverflowError)
@@ -164,6 +165,17 @@ def ident(data: Mapping[str, Any], name: str) -> str:
     if value.__class__ is int and value >= 0:
         return str(value)
     raise FrameError(BAD_FIELD, f"{name} missing or not an id")
+
+
+def sequence_id(data: Mapping[str, Any], name: str) -> str:
+    """A sequential trade id (gap detection applies): a non-negative integer within int64, given as a
+    JSON integer or a string of decimal digits; returned as its decimal string."""
+    value = data.get(name)
+    if value.__class__ is str and value.isdigit() and len(value) <= 19 and int(value) < _INT64:
+        return str(int(value))
+    if value.__class__ is int and 0 <= value < _INT64:
+        return str(value)
+    raise FrameError(BAD_FIELD, f"{name} missing or not a sequential integer id: {_clip(value)}")
 
 
 def obj(value: Any, name: str) -> dict[str, Any]:

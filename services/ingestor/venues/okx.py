@@ -36,7 +36,7 @@ from services.ingestor.venues.common import (
     items,
     obj,
     op_subscribe,
-    text,
+    sequence_id,
 )
 
 TAKER = {"buy": "buy", "sell": "sell"}
@@ -84,7 +84,7 @@ class Okx(Adapter):
     def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
         side = d.get("side")
         return self.trade(d.get("instId"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
-                          d.get("px"), d.get("sz"), text(d, "tradeId"), epoch_ms(d.get("ts"), "ts"), ts_recv)
+                          d.get("px"), d.get("sz"), sequence_id(d, "tradeId"), epoch_ms(d.get("ts"), "ts"), ts_recv)
 
     def _liquidations(self, d: dict[str, Any], ts_recv: int) -> list[Event]:
         symbol = d.get("instId")

@@ -85,7 +85,8 @@ def test_contradictory_hedge_side_is_rejected() -> None:
     ({"sz": "-3"}, BAD_VALUE),
     ({"sz": "1e400"}, BAD_VALUE),
     ({"ts": "-1"}, BAD_FIELD),
-    ({"tradeId": 5}, BAD_FIELD),
+    ({"tradeId": "12a"}, BAD_FIELD),
+    ({"tradeId": "1" * 40}, BAD_FIELD),     # sequential ids must fit int64 (gap arithmetic)
 ])
 def test_bad_trade_rows(row: dict[str, object], reason: str) -> None:
     good = fake.trade("BTC-USDT-SWAP", "1", "100000.0", "25", "buy", 1737972000001)

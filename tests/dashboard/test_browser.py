@@ -290,3 +290,41 @@ def test_dashboard_on_replaying_stack(broker, services) -> None:  # type: ignore
             await page.screenshot(path=str(ARTIFACTS / "dashboard-stack-phone.png"), full_page=True)
 
     asyncio.run(run())
+
+
+def test_unrecoverable_resume_replaces_state(broker, services) -> None:  # type: ignore[no-untyped-def]
+    """A restarted gateway that no longer retains what the page missed answers recovered:false: the
+    page replaces that channel's state (the alerts of that kind become the gateway's retained ones)."""
+    asyncio.run(produce(broker.bootstrap, feed.initial_records()))
+    env = gateway_env(broker.bootstrap)
+    port = int(env["CRYPTOPULSE_GATEWAY_PORT"])
+    url = f"ws://127.0.0.1:{port}/ws"
+    first = services("gateway", env=env, name="gateway1")
+    wait_ready(port, first)
+    missed = [feed.alert("rsi_cross", "total:1d", f"RSI(14) check {n}", feed.NOW + n * 60_000, rsi14=40.0 + n)
+              for n in range(1, 5)]
+    retained = 2
+
+    async def run() -> None:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport=LAPTOP)
+            await page.goto(f"http://127.0.0.1:{port}/")
+            await expect(page.get_by_test_id("conn-status")).to_have_attribute("data-state", "live", timeout=15_000)
+            await assert_headline(page, url)
+            feed_items = page.get_by_test_id("alerts-feed").locator("li.k-rsi_cross .msg")
+            await expect(feed_items).to_have_count(1)
+            others = await page.locator("li.alert:not(.k-rsi_cross)").count()
+
+            async def produce_missed() -> None:
+                await produce(broker.bootstrap, missed)
+
+            await restart_gateway(page, first, lambda: services(
+                "gateway", env={**env, "CRYPTOPULSE_GATEWAY_HISTORY_SIZE": str(retained)}, name="gateway2"),
+                port, produce_missed)
+            expected = [value["message"] for _, _, value in reversed(missed[-retained:])]
+            await expect(feed_items).to_have_text(expected, timeout=15_000)
+            await expect(page.locator("li.alert:not(.k-rsi_cross)")).to_have_count(others)
+            assert await page.evaluate("() => window.cryptopulse.store.resets") >= 1
+            await assert_headline(page, url)
+
+    asyncio.run(run())

@@ -158,6 +158,8 @@ def alert(kind: str, subject: str, message: str, ts: int, **values: float) -> Re
 
 
 def alert_records() -> list[Record]:
+    closes = _closes()
+    rsi = _rsi(closes, len(closes) - 1) or 50.0
     return [
         alert("local_high", "total:1d", "Total market cap local high $3.69T", END_DAY - 7 * DAY_MS, level=3.69e12),
         alert("volume_surge", "ai", "AI sector 24h volume +39.2% vs the previous 24h", END_DAY + 9 * HOUR_MS,
@@ -166,8 +168,8 @@ def alert_records() -> list[Record]:
               END_DAY + 14 * HOUR_MS, long_usd=7.94e8),
         alert("sector_drawdown", "ai", "AI sector −10.6% in 24h ($47.54B → $42.50B)", END_DAY + 16 * HOUR_MS,
               change_pct=-10.6),
-        alert("rsi_cross", "total:1d", "RSI(14) of total market cap crossed below 50 (43.1)",
-              END_DAY + 20 * HOUR_MS, rsi14=43.1),
+        alert("rsi_cross", "total:1d", f"RSI(14) of total market cap crossed below 50 ({rsi:.1f})",
+              END_DAY + 20 * HOUR_MS, rsi14=rsi),
     ]
 
 

@@ -48,18 +48,27 @@ def offline_feed(class_name: str, symbols: dict[str, str], counter: list[int]) -
     return feed
 
 
-async def drive(feed: Any, frames: list[str], conn: Any, failures: list[int]) -> float:
-    """Seconds to handle every frame; frames cryptofeed fails on (e.g. OKX liquidation-orders,
-    which it routes to its private orders handler) are counted in ``failures``, not fatal."""
-    handler = feed.message_handler
+CHUNK = 500
+
+
+async def drive(feed: Any, frames: list[str], conn: Any, repeat: int, failures: list[int]) -> float:
+    """Seconds to handle every frame: per ``CHUNK``-frame chunk the fastest of ``repeat`` rounds (as
+    the parent times the adapters). Frames cryptofeed fails on (e.g. OKX liquidation-orders, which
+    it routes to its private orders handler) are counted in ``failures``, not fatal."""
+    handler, clock = feed.message_handler, time.perf_counter
+    chunks = [frames[i:i + CHUNK] for i in range(0, len(frames), CHUNK)]
+    best = [float("inf")] * len(chunks)
     gc.collect()
-    start = time.perf_counter()
-    for frame in frames:
-        try:
-            await handler(frame, conn, 1737972001.0)
-        except Exception:
-            failures[0] += 1
-    return time.perf_counter() - start
+    for _ in range(repeat):
+        for index, chunk in enumerate(chunks):
+            start = clock()
+            for frame in chunk:
+                try:
+                    await handler(frame, conn, 1737972001.0)
+                except Exception:
+                    failures[0] += 1
+            best[index] = min(best[index], clock() - start)
+    return sum(best)
 
 
 def main() -> None:
@@ -76,11 +85,11 @@ def main() -> None:
         try:
             feed = offline_feed(class_name, symbols, counter)
             conn = SimpleNamespace(address=address, uuid=f"{venue}-bench")
-            best = min(asyncio.run(drive(feed, frames, conn, failures)) for _ in range(repeat))
+            seconds = asyncio.run(drive(feed, frames, conn, repeat, failures))
         except Exception as exc:  # report, do not hide: a venue cryptofeed cannot drive offline
             out[venue] = f"error: {type(exc).__name__}: {exc}"[:60]
             continue
-        out[venue] = len(frames) / best
+        out[venue] = len(frames) / seconds
         out[f"{venue}:events"] = counter[0] // repeat
         out[f"{venue}:failed_frames"] = failures[0] // repeat
     print(json.dumps(out))

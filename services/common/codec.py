@@ -33,6 +33,10 @@ def now_ms() -> int:
 def raw_text(raw: bytes | bytearray | memoryview | str) -> str:
     """The raw input as text for a dead letter, lossless for any bytes."""
     if isinstance(raw, str):
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: keep them losslessly rather than fail the dead letter
+            return "base64:" + base64.b64encode(raw.encode("utf-8", "surrogatepass")).decode("ascii")
         return raw
     data = bytes(raw)
     try:

@@ -6,6 +6,8 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.metrics import init_children
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 CONNECTIONS = Gauge("cryptopulse_gateway_connections", "Open websocket connections.")
@@ -42,3 +44,17 @@ DELIVERY_LATENCY = Histogram("cryptopulse_gateway_delivery_latency_seconds",
 DEADLETTERS = Counter("cryptopulse_gateway_deadletters_total",
                       "Derived records that could not be served (no key, not JSON), sent to the dead-letter topic, "
                       "by family.", ["family"])
+
+
+CONNECT_OUTCOMES = ("accepted", "rejected_auth", "rejected_limit", "rejected_origin")
+LIMITS = ("connections", "subscriptions", "frame_size", "rate")
+
+
+def init_series(families: tuple[str, ...], close_codes: tuple[int, ...], error_codes: tuple[str, ...]) -> None:
+    """Export every labeled series at 0 from start-up, so rates and absence alerts see them."""
+    init_children(CONNECTS, CONNECT_OUTCOMES)
+    init_children(DISCONNECTS, [str(code) for code in (1000, 1001, 1006, *close_codes)])
+    for metric in (SUBSCRIPTIONS, MESSAGES_SENT, CONFLATED, RECORDS, DEADLETTERS):
+        init_children(metric, families)
+    init_children(LIMIT_VIOLATIONS, LIMITS)
+    init_children(CLIENT_ERRORS, error_codes)

@@ -52,6 +52,12 @@ class Err:
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     FRAME_TOO_LARGE = "frame_too_large"
     RATE_LIMITED = "rate_limited"
+    AUTH_FAILED = "auth_failed"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+
+
+CLOSE_CODES: tuple[int, ...] = tuple(v for k, v in vars(Close).items() if k.isupper())
+ERROR_CODES: tuple[str, ...] = tuple(v for k, v in vars(Err).items() if k.isupper())
 
 
 class ProtocolError(Exception):

@@ -274,12 +274,13 @@ class Gateway:
         except AuthError as exc:
             metrics.AUTH_FAILURES.inc()
             metrics.CONNECTS.labels("rejected_auth").inc()
-            await self.reject(ws, Close.AUTH_FAILED, "auth_failed", str(exc))
+            await self.reject(ws, Close.AUTH_FAILED, Err.AUTH_FAILED, str(exc))
             return
         if len(self.clients) >= self.settings.gateway_max_connections:
             metrics.LIMIT_VIOLATIONS.labels("connections").inc()
             metrics.CONNECTS.labels("rejected_limit").inc()
-            await self.reject(ws, Close.LIMIT_EXCEEDED, "too_many_connections", "connection limit reached")
+            await self.reject(ws, Close.LIMIT_EXCEEDED, Err.TOO_MANY_CONNECTIONS,
+                              "connection limit reached")
             return
         client = Client(ws, self.settings.gateway_queue_size, self.settings.gateway_rate_limit, grant)
         self.clients.add(client)
@@ -446,6 +447,7 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
+        metrics.init_series(tuple(protocol.FAMILIES), protocol.CLOSE_CODES, protocol.ERROR_CODES)
         self.server = await serve(
             self.handle, s.gateway_host, s.gateway_port, process_request=self.process_request,
             max_size=max(s.gateway_max_frame_bytes * 4, 65536), ping_interval=s.gateway_heartbeat_seconds,

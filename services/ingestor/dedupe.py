@@ -3,10 +3,13 @@
 One :class:`Deduper` lives for the whole process (not per connection), so the overlap of a
 rotated connection and the replays after a reconnect are recognised: a key seen within the last
 ``window_ms`` of receipt time (and among the last ``capacity`` keys) is a duplicate.
+Expiry order is kept in a deque: deleting the oldest entries of a dict instead would make
+finding the next oldest slower and slower (CPython skips the deleted slots one by one).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable
 
 
@@ -16,7 +19,8 @@ class Deduper:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
         self.window_ms = window_ms
-        self._seen: dict[Hashable, int] = {}   # insertion-ordered: oldest first
+        self._seen: set[Hashable] = set()
+        self._order: deque[tuple[int, Hashable]] = deque()   # (ts_recv, key), oldest first
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -26,17 +30,12 @@ class Deduper:
         seen = self._seen
         if key in seen:
             return True
-        seen[key] = ts_recv
-        if len(seen) > self.capacity:
-            del seen[next(iter(seen))]
-        self._expire(ts_recv)
+        seen.add(key)
+        order = self._order
+        order.append((ts_recv, key))
+        if len(order) > self.capacity:
+            seen.discard(order.popleft()[1])
+        horizon = ts_recv - self.window_ms
+        while order[0][0] < horizon:
+            seen.discard(order.popleft()[1])
         return False
-
-    def _expire(self, now_ms: int) -> None:
-        horizon = now_ms - self.window_ms
-        seen = self._seen
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] >= horizon:
-                return
-            del seen[oldest]

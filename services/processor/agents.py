@@ -11,6 +11,7 @@ table partition is co-partitioned with its input and restored with it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -23,22 +24,46 @@ from services.common.codec import dead_letter, now_ms
 from services.common.events import InvalidEvent, Liquidation
 from services.processor import metrics
 from services.processor.app import Context, internal_topic_name
-from services.processor.reference_io import run_reference_reader
+from services.processor.reference_io import run_history_reader, run_reference_reader
 from services.processor.validate import parse_liquidation
 
 TableChange = tuple[int, str, bytes | None]
 
 
-def write_table(table: Any, changes: Iterable[TableChange]) -> None:
-    """Apply absolute changes to a table's local store and its changelog (None deletes)."""
-    data = table.data
-    for partition, key, value in changes:
-        raw_key = key.encode()
-        if value is None:
-            data.pop(raw_key, None)
-        else:
-            data[raw_key] = value
-        table.send_changelog(partition, raw_key, value)
+class Sender:
+    """Produces straight through the worker's aiokafka producer and keeps the delivery futures.
+
+    Faust's buffered ``send_soon`` futures were seen to stay pending on this broker, and its flush
+    before an offset commit gives up after 0.1 s without a delivery; the agents instead wait for
+    every record of a batch (changelog and internal topics) before the batch is acknowledged.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.futures: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        self.futures.append(await producer.send(topic, value=value, key=key, partition=partition))
+
+    async def write_table(self, table: Any, changes: Iterable[TableChange]) -> None:
+        """Apply absolute changes to a table's local store and its changelog (None deletes)."""
+        data = table.data
+        name = table.changelog_topic.get_topic_name()
+        for partition, key, value in changes:
+            raw_key = key.encode()
+            if value is None:
+                data.pop(raw_key, None)
+            else:
+                data[raw_key] = value
+            await self.send(name, raw_key, value, partition)
+
+    async def delivered(self) -> None:
+        futures, self.futures = self.futures, []
+        if futures:
+            await asyncio.gather(*futures)
+
+
 
 
 def table_items(table: Any) -> list[tuple[str, bytes]]:
@@ -58,6 +83,7 @@ def attach(app: faust.App, ctx: Context) -> None:
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     asset_table = app.Table("asset-buckets", partitions=topics.TRADE_BARS.partitions, **as_bytes)
     liq_table = app.Table("liquidations", partitions=1, **as_bytes)
+    sector_table = app.Table("sector-buckets", partitions=1, **as_bytes)
 
     def send_deadletters(stream: str, items: Iterable[tuple[bytes | None, str]]) -> None:
         for message, reason in items:
@@ -79,8 +105,31 @@ def attach(app: faust.App, ctx: Context) -> None:
             publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
         for key, value in ctx.liquidations.due(now):
             publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
-        for hook in ctx.extra.get("flush_hooks", []):
-            hook(now)
+            alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
+        if ctx.history_ready.is_set():
+            for value in ctx.sectors.due_sectors(now):
+                publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
+                alerts(ctx.signals.on_sector(value))
+            for candle in ctx.sectors.due_candles(now):
+                key = f"{candle['series']}:{candle['interval']}"
+                indicators, raised = ctx.signals.on_candle(dict(candle))
+                publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
+                publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
+                alerts(raised)
+
+    def alerts(raised: list[dict[str, Any]]) -> None:
+        for alert in raised:
+            publish(topics.ALERTS, alert["kind"], alert, 0)
+            metrics.ALERTS.labels(alert["kind"]).inc()
+
+    def price_change(scope: str) -> float | None:
+        """The 24 h price move a liquidation scope is judged against (total cap for all/exchange)."""
+        value = ctx.sectors.sectors.last_value.get("total")
+        if scope.startswith("asset:"):
+            value = ctx.assets.emit.last_value.get(scope[6:])
+        return None if value is None else value.get("change_24h_pct")
+
+    bars_out, liqs_out, totals_out, sectors_out = Sender(app), Sender(app), Sender(app), Sender(app)
 
     @asset_table.on_recover
     async def _recover_assets() -> None:
@@ -98,14 +147,15 @@ def attach(app: faust.App, ctx: Context) -> None:
             await ctx.reference_ready.wait()
             started = time.perf_counter()
             batch = ctx.assets.apply((e.value, e.message.partition) for e in events)
-            write_table(asset_table, batch.table)
+            await bars_out.write_table(asset_table, batch.table)
             for asset, record in batch.records:
-                minutes_topic.send_soon(key=asset.encode(), value=record)
+                await bars_out.send(minutes_topic.get_topic_name(), asset.encode(), record)
             send_deadletters("trade_bars", batch.deadletters)
             for outcome, n in batch.outcomes.items():
                 metrics.EVENTS.labels("trade_bars", outcome).inc(n)
             metrics.TRADES.inc(batch.trades)
             flush()
+            await bars_out.delivered()
             metrics.PROCESSING.labels("trade_bars").observe(time.perf_counter() - started)
 
     @app.agent(liqs_topic)
@@ -119,10 +169,11 @@ def attach(app: faust.App, ctx: Context) -> None:
                 except InvalidEvent as exc:
                     bad.append((event.value, str(exc)))
                     continue
-                liqs_one.send_soon(key=b"all", value=orjson.dumps(liq))
+                await liqs_out.send(liqs_one.get_topic_name(), b"all", orjson.dumps(liq))
             send_deadletters("liquidations", bad)
             if bad:
                 metrics.EVENTS.labels("liquidations", "deadletter").inc(len(bad))
+            await liqs_out.delivered()
 
     @app.agent(liqs_one)
     async def liquidation_totals(stream: Any) -> None:
@@ -130,11 +181,28 @@ def attach(app: faust.App, ctx: Context) -> None:
             started = time.perf_counter()
             liqs = [Liquidation.from_dict(orjson.loads(e.value)) for e in events]
             changes, outcomes = ctx.liquidations.apply(liqs)
-            write_table(liq_table, changes)
+            await totals_out.write_table(liq_table, changes)
             for outcome, n in outcomes.items():
                 metrics.EVENTS.labels("liquidations", outcome).inc(n)
             flush()
+            await totals_out.delivered()
             metrics.PROCESSING.labels("liquidations").observe(time.perf_counter() - started)
+
+    @sector_table.on_recover
+    async def _recover_sectors() -> None:
+        ctx.sectors.rebuild(table_items(sector_table))
+        metrics.STATE_KEYS.labels("sector-buckets").set(len(sector_table.data))
+
+    @app.agent(minutes_topic)
+    async def sectors(stream: Any) -> None:
+        async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
+            await ctx.reference_ready.wait()
+            await ctx.history_ready.wait()
+            started = time.perf_counter()
+            await sectors_out.write_table(sector_table, ctx.sectors.apply(e.value for e in events))
+            flush()
+            await sectors_out.delivered()
+            metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 
     @app.timer(0.1)
     async def _conflation_timer() -> None:
@@ -143,6 +211,10 @@ def attach(app: faust.App, ctx: Context) -> None:
     @app.task
     async def _reference() -> None:
         await run_reference_reader(ctx)
+
+    @app.task
+    async def _history() -> None:
+        await run_history_reader(ctx)
 
     ctx.extra["minutes_topic"] = minutes_topic
     ctx.extra["flush"] = flush

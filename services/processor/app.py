@@ -23,8 +23,10 @@ from services.common.kafka import faust_broker_settings
 from services.common.settings import KafkaSettings
 from services.processor.reference import Universe, bundled_universe
 from services.processor.settings import ProcessorSettings
+from services.processor.signals import SignalEngine
 from services.processor.stage_assets import AssetStage
 from services.processor.stage_liquidations import LiquidationStage
+from services.processor.stage_sectors import SectorStage
 
 log = logging.getLogger("cryptopulse.processor")
 
@@ -38,7 +40,10 @@ class Context:
     universe: Universe
     assets: AssetStage
     liquidations: LiquidationStage
+    sectors: SectorStage
+    signals: SignalEngine
     reference_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    history_ready: asyncio.Event = field(default_factory=asyncio.Event)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,7 +72,9 @@ def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -
     universe = bundled_universe()
     ctx = Context(settings=settings, kafka=kafka, universe=universe,
                   assets=AssetStage(universe, settings.processor_emit_interval),
-                  liquidations=LiquidationStage(settings.processor_emit_interval))
+                  liquidations=LiquidationStage(settings.processor_emit_interval),
+                  sectors=SectorStage(universe, settings.processor_emit_interval),
+                  signals=SignalEngine(settings))
     from services.processor.agents import attach
 
     attach(app, ctx)

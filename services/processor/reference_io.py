@@ -57,6 +57,53 @@ async def run_reference_reader(ctx: Context) -> None:
         await consumer.stop()
 
 
+async def run_history_reader(ctx: Context) -> None:
+    """Read ``cryptopulse.candle-history`` to its end and seed the indicators before the sector
+    stage processes its first live bucket (it waits on ``ctx.history_ready``); later history
+    records are seeded as they come (the engine ignores candles older than a series' last)."""
+    tp = TopicPartition(topics.CANDLE_HISTORY.name, 0)
+    consumer = make_consumer(ctx.kafka, group_id=None, enable_auto_commit=False)
+    started = time.monotonic()
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        while True:
+            batches = await consumer.getmany(tp, timeout_ms=300, max_records=5000)
+            seed_history(ctx, [r.value for r in batches.get(tp, [])])
+            if not ctx.history_ready.is_set() and (await consumer.position(tp) >= end
+                                                   or time.monotonic() - started > READY_TIMEOUT_S * 4):
+                ctx.history_ready.set()
+                log.info("candle history read: %d series", len(ctx.signals.series))
+    except (KafkaError, OSError) as exc:
+        log.warning("candle-history topic unreadable (%s); indicators start without history", exc)
+        ctx.history_ready.set()
+    finally:
+        await consumer.stop()
+
+
+def seed_history(ctx: Context, values: list[bytes | None]) -> None:
+    candles = []
+    for value in values:
+        try:
+            candle = orjson.loads(value) if value else None
+            if not isinstance(candle, dict):
+                raise ValueError("not a JSON object")
+            candles.append(candle)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            ctx.extra["send_deadletters"]("candle_history", [(value, f"bad history candle: {exc}")])
+            metrics.EVENTS.labels("candle_history", "deadletter").inc()
+    candles.sort(key=lambda c: (str(c.get("series")), str(c.get("interval")), int(c.get("open_time") or 0)))
+    for candle in candles:
+        try:
+            ctx.signals.seed_history(candle)
+            metrics.EVENTS.labels("candle_history", "applied").inc()
+        except ValueError as exc:
+            ctx.extra["send_deadletters"]("candle_history", [(orjson.dumps(candle), str(exc))])
+            metrics.EVENTS.labels("candle_history", "deadletter").inc()
+
+
 def apply_record(ctx: Context, value: bytes | None) -> bool:
     try:
         info = AssetInfo.from_dict(orjson.loads(value) if value else None)
@@ -70,6 +117,7 @@ def apply_record(ctx: Context, value: bytes | None) -> bool:
 
 def on_change(ctx: Context) -> None:
     ctx.assets.on_universe_change()
+    ctx.sectors.on_universe_change()
     for hook in ctx.extra.get("universe_hooks", []):
         hook()
 

@@ -1,0 +1,228 @@
+"""Stage 2 (one partition): sector caps, candles and indicators from every asset's minute buckets.
+
+Stage 1 sends each changed bucket (absolute value) to a single-partition internal topic; this
+stage mirrors every asset's ring, so sector figures are computed at the processor-wide event time
+``now`` (the largest trade ts seen) exactly as the oracle does. Pure: no Faust here.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from services.processor.assetbook import AssetBook, Bucket, WindowStats
+from services.processor.candles import INTERVAL_MS, bucket_ohlc, candle_value, open_time_of, points_ohlc
+from services.processor.emitter import Conflator
+from services.processor.reference import TOTAL, Universe
+from services.processor.stage_assets import bucket_key, split_key
+from services.processor.timeutil import MINUTE_MS, minute_of, pct_change, ring_start
+
+TableChange = tuple[int, str, bytes | None]
+TOP_N = 5
+INTERVALS = tuple(INTERVAL_MS)
+
+
+class Mirror(AssetBook):
+    """An asset's ring as stage 1 sees it, with its minutes kept sorted (for "last close at m")."""
+
+    __slots__ = ("minutes",)
+
+    def __init__(self, asset: str) -> None:
+        super().__init__(asset)
+        self.minutes: list[int] = []
+
+    def put(self, minute: int, bucket: Bucket) -> None:
+        if minute not in self.buckets:
+            bisect.insort(self.minutes, minute)
+        for gone in self.set_bucket(minute, bucket):
+            self.minutes.remove(gone)
+        if minute not in self.buckets and minute in self.minutes:   # older than the ring: not kept
+            self.minutes.remove(minute)
+
+    def close_at(self, minute: int) -> float | None:
+        """Close of the latest bucket at or before ``minute``."""
+        i = bisect.bisect_right(self.minutes, minute)
+        return self.buckets[self.minutes[i - 1]].close if i else None
+
+
+def sector_member(asset: str, supply: float, stats: WindowStats | None, stablecoin: bool) -> dict[str, Any]:
+    price = stats.price if stats else (1.0 if stablecoin else None)
+    ago = (stats.price_24h_ago if stats else (1.0 if stablecoin else None))
+    return {"asset": asset, "price": price, "cap_usd": None if price is None else price * supply,
+            "cap_24h_ago_usd": None if ago is None else ago * supply, "change_24h_pct": pct_change(price, ago),
+            "volume_24h_usd": stats.volume_24h if stats else 0.0,
+            "volume_prev_24h_usd": stats.volume_prev_24h if stats else 0.0}
+
+
+def sector_value(sector: str, name: str, members: list[dict[str, Any]], now_ts: int) -> dict[str, Any]:
+    priced = [m for m in members if m["cap_usd"] is not None]
+    cap = sum(m["cap_usd"] for m in priced)
+    ago = sum(m["cap_24h_ago_usd"] for m in priced) if priced else None
+    vol = sum(m["volume_24h_usd"] for m in members)
+    vprev = sum(m["volume_prev_24h_usd"] for m in members)
+    listed = [{"asset": m["asset"], "price": m["price"], "cap_usd": m["cap_usd"],
+               "change_24h_pct": m["change_24h_pct"]} for m in members]
+    listed.sort(key=lambda m: (m["cap_usd"] is None, -(m["cap_usd"] or 0.0), m["asset"]))
+    changed = [m for m in listed if m["change_24h_pct"] is not None]
+    return {"sector": sector, "name": name, "cap_usd": cap, "cap_24h_ago_usd": ago,
+            "change_24h_pct": pct_change(cap, ago) if priced else None, "volume_24h_usd": vol,
+            "volume_prev_24h_usd": vprev, "volume_change_24h_pct": pct_change(vol, vprev), "members": listed,
+            "top_gainers": sorted(changed, key=lambda m: (-m["change_24h_pct"], m["asset"]))[:TOP_N],
+            "top_losers": sorted(changed, key=lambda m: (m["change_24h_pct"], m["asset"]))[:TOP_N],
+            "ts": now_ts}
+
+
+class SectorStage:
+    def __init__(self, universe: Universe, emit_interval: float) -> None:
+        self.universe = universe
+        self.mirrors: dict[str, Mirror] = {}
+        self.now_ts = -1
+        self.sectors = Conflator(emit_interval)
+        self.candles = Conflator(emit_interval)
+        self.dirty_from: int | None = None        # earliest minute whose cap points must be recomputed
+        self.points: dict[str, dict[int, float]] = {}
+        self.open_times: dict[str, int] = {}       # series:interval -> open_time of the last emitted candle
+        self.max_ts_recv = 0
+
+    # -- input ----------------------------------------------------------------------------
+
+    def apply(self, records: Iterable[bytes]) -> list[TableChange]:
+        changes: list[TableChange] = []
+        for raw in records:
+            rec = orjson.loads(raw)
+            asset, minute = rec["asset"], int(rec["minute"])
+            bucket = Bucket.from_json(rec["bucket"])
+            self._put(asset, minute, bucket)
+            changes.append((0, bucket_key(asset, minute), raw))
+            self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
+        return changes
+
+    def _put(self, asset: str, minute: int, bucket: Bucket) -> None:
+        mirror = self.mirrors.get(asset)
+        if mirror is None:
+            mirror = self.mirrors[asset] = Mirror(asset)
+        mirror.put(minute, bucket)
+        self.now_ts = max(self.now_ts, mirror.now_ts)
+        self.dirty_from = minute if self.dirty_from is None else min(self.dirty_from, minute)
+        info = self.universe.get(asset)
+        for sector in (TOTAL, *(info.sectors if info else ())):
+            self.sectors.mark(sector)
+            for interval in INTERVALS:
+                self.candles.mark(f"{sector}:{interval}")
+        for interval in INTERVALS:
+            self.candles.mark(f"{asset}:{interval}")
+
+    def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:
+        self.mirrors.clear()
+        self.now_ts, self.dirty_from, self.points = -1, None, {}
+        for _key, raw in sorted(items, key=lambda kv: split_key(kv[0])[1]):
+            rec = orjson.loads(raw)
+            self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]))
+
+    def on_universe_change(self) -> None:
+        if self.mirrors:
+            self.dirty_from = ring_start(minute_of(self.now_ts))
+        for sector in self.universe.sectors():
+            self.sectors.mark(sector)
+            for interval in INTERVALS:
+                self.candles.mark(f"{sector}:{interval}")
+
+    # -- sector caps ----------------------------------------------------------------------
+
+    def member_rows(self) -> dict[str, dict[str, Any]]:
+        rows = {}
+        for asset, info in self.universe.assets.items():
+            mirror = self.mirrors.get(asset)
+            stats = mirror.stats(self.now_ts) if mirror and self.now_ts >= 0 else None
+            rows[asset] = sector_member(asset, info.circulating_supply, stats, info.stablecoin)
+        return rows
+
+    def sector_values(self, sectors: list[str]) -> dict[str, dict[str, Any]]:
+        if self.now_ts < 0 or not sectors:
+            return {}
+        rows = self.member_rows()
+        names = self.universe.sector_names
+        return {s: sector_value(s, names.get(s, s), [rows[a] for a in self.universe.members(s)], self.now_ts)
+                for s in sectors}
+
+    # -- cap points and candles -----------------------------------------------------------
+
+    def _point(self, sector: str, minute: int) -> float | None:
+        total = 0.0
+        priced = False
+        for asset in self.universe.members(sector):
+            info = self.universe.assets[asset]
+            mirror = self.mirrors.get(asset)
+            price = mirror.close_at(minute) if mirror else None
+            if price is None and info.stablecoin:
+                price = 1.0
+            if price is not None:
+                total += price * info.circulating_supply
+                priced = True
+        return total if priced else None
+
+    def refresh_points(self) -> None:
+        """Recompute the cap series' minute-close points from ``dirty_from`` to ``now``."""
+        if self.now_ts < 0 or self.dirty_from is None:
+            return
+        now_minute = minute_of(self.now_ts)
+        first = max(self.dirty_from, ring_start(now_minute))
+        for sector in self.universe.sectors():
+            pts = self.points.setdefault(sector, {})
+            for old in [m for m in pts if m < ring_start(now_minute)]:
+                del pts[old]
+            for minute in range(first, now_minute + MINUTE_MS, MINUTE_MS):
+                value = self._point(sector, minute)
+                if value is None:
+                    pts.pop(minute, None)
+                else:
+                    pts[minute] = value
+        self.dirty_from = None
+
+    def candle(self, series: str, interval: str, open_time: int, closed: bool) -> dict[str, Any] | None:
+        end = open_time + INTERVAL_MS[interval]
+        mirror = self.mirrors.get(series)
+        if mirror is not None:
+            ohlc = bucket_ohlc((m, b) for m, b in mirror.buckets.items() if open_time <= m < end)
+            ts = mirror.now_ts if not closed else min(mirror.now_ts, end - 1)
+        else:
+            pts = self.points.get(series, {})
+            ohlc = points_ohlc(pts[m] for m in sorted(pts) if open_time <= m < end)
+            ts = self.now_ts if not closed else min(self.now_ts, end - 1)
+        return None if ohlc is None else candle_value(series, interval, open_time, ohlc, closed, ts)
+
+    def series_now(self, series: str) -> int:
+        mirror = self.mirrors.get(series)
+        return mirror.now_ts if mirror is not None else self.now_ts
+
+    def due_candles(self, now: float) -> list[dict[str, Any]]:
+        """Candles to emit: a closed one when its series entered a new interval, then the forming one."""
+        keys = self.candles.ready(now)
+        if not keys:
+            return []
+        self.refresh_points()
+        out = []
+        for key in keys:
+            series, interval = key.rsplit(":", 1)
+            series_now = self.series_now(series)
+            if series_now < 0:
+                continue
+            open_time = open_time_of(series_now, interval)
+            previous = self.open_times.get(key)
+            if previous is not None and previous < open_time:
+                closed = self.candle(series, interval, previous, closed=True)
+                if closed is not None:
+                    out.append(closed)
+            forming = self.candle(series, interval, open_time, closed=False)
+            if forming is not None and self.candles.changed(key, forming, now):
+                self.open_times[key] = open_time
+                out.append(forming)
+        return out
+
+    def due_sectors(self, now: float) -> list[dict[str, Any]]:
+        keys = self.sectors.ready(now)
+        values = self.sector_values(keys)
+        return [v for s, v in values.items() if self.sectors.changed(s, v, now)]

@@ -1,0 +1,99 @@
+"""``cryptopulse process`` as real processes on the embedded broker: output equals the oracle, bad
+input is dead-lettered, a SIGKILLed worker recovers exactly, two workers give the same numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import urllib.request
+from typing import Any
+
+import orjson
+import pytest
+
+from services.common import topics
+from services.common.broker import EmbeddedBroker, free_port
+from services.processor import oracle
+from services.processor.reference import bundled_universe
+from tests.processor.data import market
+from tests.processor.helpers import bar, differences, produce, read_latest, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def metric(body: str, series: str) -> float:
+    for line in body.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def worker_env(broker: EmbeddedBroker) -> dict[str, str]:
+    return {"CRYPTOPULSE_BROKER_PORT": str(broker.port), "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port()),
+            "CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL": "0.2", "CRYPTOPULSE_KAFKA_BOOTSTRAP": ""}
+
+
+def send(broker: EmbeddedBroker, bars: list[Any], liqs: list[Any]) -> None:
+    asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, [(b.base, b) for b in bars]))
+    asyncio.run(produce(broker.bootstrap, topics.LIQUIDATIONS.name, [(q.instrument, q) for q in liqs]))
+
+
+def mismatch(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]]) -> list[str]:
+    stats = read_latest(broker.bootstrap, topics.ASSET_STATS.name)
+    totals = {k: v for k, v in read_latest(broker.bootstrap, topics.LIQUIDATION_TOTALS.name).items()
+              if v["count"] or k in expected["liquidation-totals"]}
+    return differences(stats, expected["asset-stats"]) + differences(totals, expected["liquidation-totals"])
+
+
+def agrees(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]], timeout: float) -> None:
+    try:
+        wait_until(lambda: not mismatch(broker, expected), timeout=timeout, interval=1.0)
+    except AssertionError:
+        raise AssertionError("\n".join(mismatch(broker, expected)[:10])) from None
+
+
+def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
+    env = worker_env(broker)
+    worker = services("process", env=env)
+    bars, liqs = market(seed=1, bars_per_asset=150, minutes=3_000, liquidations=80)
+    bad = [b"{not json", orjson.dumps(bar("NOPE", bars[0].ts_first, bars[0].ts_first, (1, 1, 1, 1), 5)),
+           orjson.dumps({**orjson.loads(orjson.dumps(bars[0])), "close": -1})]
+    asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, [("BTC", raw) for raw in bad]))
+    send(broker, bars + bars[:20], liqs)           # 20 bars delivered twice
+    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    letters = read_latest(broker.bootstrap, topics.DEADLETTER.name)
+    assert letters["processor:trade_bars"]["reason"]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{env['CRYPTOPULSE_PROCESSOR_METRICS_PORT']}/metrics").read().decode()
+    assert 'cryptopulse_processor_events_total{outcome="deadletter",stream="trade_bars"} 3.0' in body
+    redelivered = sum(metric(body, f'cryptopulse_processor_events_total{{outcome="{o}",stream="trade_bars"}}')
+                      for o in ("duplicate", "late_dropped"))   # the first bars are older than the ring by then
+    assert redelivered == 20
+    started = time.monotonic()
+    assert worker.stop(signal.SIGTERM, timeout=15) == 0
+    assert time.monotonic() - started < 10
+
+
+def test_a_worker_killed_mid_stream_recovers_exactly(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
+    env = worker_env(broker)
+    bars, liqs = market(seed=2, bars_per_asset=200, minutes=3_500, liquidations=100)
+    half_b, half_l = len(bars) // 2, len(liqs) // 2
+    first = services("process", env=env, name="first")
+    send(broker, bars[:half_b], liqs[:half_l])
+    wait_until(lambda: read_latest(broker.bootstrap, topics.ASSET_STATS.name), timeout=40)
+    send(broker, bars[half_b:half_b + 50], liqs[half_l:half_l + 10])
+    first.stop(signal.SIGKILL)
+    send(broker, bars[half_b + 50:], liqs[half_l + 10:])
+    services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="second")
+    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+
+
+def test_two_workers_split_the_partitions_and_agree_with_the_oracle(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
+    env = worker_env(broker)
+    a = services("process", env=env, name="a")
+    b = services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="b")
+    bars, liqs = market(seed=3, bars_per_asset=120, minutes=2_000, liquidations=60)
+    send(broker, bars, liqs)
+    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    assert "trade-bars" in a.output() or a.process.poll() is None
+    assert b.process.poll() is None

@@ -7,6 +7,10 @@ murmur2 partitioner on the key, appends them to one aiokafka batch per (topic, p
 hands the batches over with ``send_batch`` (no per-message future). Up to ``inflight`` chunks
 await their acknowledgements at once. A batch that fails is counted, logged and put back at the
 front of the buffer after a capped backoff: retried until Kafka acknowledges it (``acks=all``).
+A record that retrying cannot cure (larger than the request limit, invalid topic; see
+:data:`POISON`) is isolated by resending its batch one record per request, then published as a
+dead letter instead; a dead letter that is itself refused is logged with its content and dropped.
+Both are counted in ``cryptopulse_ingestor_publish_errors_total``.
 """
 
 from __future__ import annotations
@@ -18,13 +22,22 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.common.codec import dead_letter
 from services.common.errors import StartupError
 from services.common.kafka import producer_kwargs
 from services.common.settings import KafkaSettings
+from services.common.topics import DEADLETTER
 from services.ingestor import metrics
 from services.ingestor.pipeline import Record
 
@@ -32,6 +45,11 @@ log = logging.getLogger("cryptopulse.ingestor.producer")
 
 _Pending = tuple[Record, float]   # record, enqueue time (monotonic)
 PARTITION_CACHE_LIMIT = 100_000
+# Errors that retrying the same record cannot cure (everything else is retried until acknowledged).
+POISON = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicError, CorruptRecordException)
+SOURCE = "ingestor"
+RECORD_OVERHEAD = 512   # request, batch and record headers around a record's key and value
+REJECTED = "rejected"
 FULL_LOG_INTERVAL = 10.0
 
 
@@ -43,6 +61,7 @@ class Publisher:
         self.retry_backoff_max = retry_backoff_max
         self._kwargs = producer_kwargs(kafka, **producer_overrides)
         self.idempotent = bool(self._kwargs.get("enable_idempotence"))
+        self._max_record = int(self._kwargs.get("max_request_size", 1_048_576)) - RECORD_OVERHEAD
         self.producer = AIOKafkaProducer(**self._kwargs)
         self.partitioner = DefaultPartitioner()
         self.acked: collections.Counter[str] = collections.Counter()
@@ -59,6 +78,8 @@ class Publisher:
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._failures_in_a_row = 0
+        self._singly = 0                  # records at the queue's front to send one per request
+        self.dropped = 0
         self._full_logged = -FULL_LOG_INTERVAL
         self.overflows = 0
 
@@ -145,10 +166,11 @@ class Publisher:
                 await self._work.wait()
                 continue
             await self._inflight.acquire()
-            take = min(self.chunk, len(self._queue))
+            take = min(self._singly or self.chunk, len(self._queue))
+            self._singly -= min(self._singly, take)
             chunk = [self._queue.popleft() for _ in range(take)]
             try:
-                futures = await self._dispatch(chunk)
+                futures = await self._dispatch(chunk, singly=self._singly > 0)
             except (KafkaError, OSError) as exc:
                 self._inflight.release()
                 await self._failed(chunk, exc)
@@ -157,14 +179,20 @@ class Publisher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _dispatch(self, chunk: list[_Pending]) -> list[tuple[asyncio.Future[Any], list[_Pending]]]:
-        """Append the chunk to one batch per (topic, partition) and hand each batch to aiokafka."""
+    async def _dispatch(self, chunk: list[_Pending], singly: bool = False
+                        ) -> list[tuple[asyncio.Future[Any], list[_Pending]]]:
+        """Append the chunk to one batch per (topic, partition) and hand each batch to aiokafka
+        (``singly``: one record per request, to find the record a batch was rejected for)."""
         groups: dict[tuple[str, int], list[_Pending]] = {}
         cache = self._partition_of
         if len(cache) > PARTITION_CACHE_LIMIT:
             cache.clear()
+        limit = self._max_record
         for pending in chunk:
-            topic, key, _ = pending[0]
+            topic, key, value = pending[0]
+            if len(value) + len(key) > limit:   # a batch would take it; Kafka would refuse it
+                self._reject(pending, MessageSizeTooLargeError(f"{len(value)} bytes > max_request_size"))
+                continue
             partition = cache.get((topic, key))
             if partition is None:   # murmur2 in pure Python is slow; keys (instruments, assets) repeat
                 partitions = self._partitions.get(topic) or await self._partitions_of(topic)
@@ -181,10 +209,15 @@ class Publisher:
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         break
                     end += 1
-                if end == start:   # a single record larger than a batch: send it on its own
+                if end == start or singly:   # one record on its own (larger than a batch, or isolating)
                     _, key, value = items[start][0]
-                    future = await self.producer.send(topic, value=value, key=key, partition=partition)
                     end = start + 1
+                    try:
+                        future = await self.producer.send(topic, value=value, key=key, partition=partition)
+                    except POISON as exc:   # refused before sending (e.g. larger than max_request_size)
+                        self._reject(items[start], exc)
+                        start = end
+                        continue
                 else:
                     batch.close()
                     future = await self.producer.send_batch(batch, topic, partition=partition)
@@ -199,6 +232,14 @@ class Publisher:
             for future, items in futures:
                 try:
                     await future
+                except POISON as exc:
+                    if len(items) == 1:
+                        self._reject(items[0], exc)
+                    else:   # resend one by one to find the record Kafka refuses
+                        self._queue.extendleft(reversed(items))
+                        self._singly += len(items)
+                        self._work.set()
+                    continue
                 except (KafkaError, OSError) as exc:
                     failed.extend(items)
                     error = exc
@@ -218,11 +259,38 @@ class Publisher:
         metrics.PUBLISHED.labels(topic).inc(len(items))
         metrics.PUBLISH_LATENCY.observe(now - items[0][1])
         self._unacked -= len(items)
+        self._settle()
+
+    def _settle(self) -> None:
         metrics.PRODUCER_BUFFER.set(self._unacked)
         if self._unacked < self.buffer_limit:
             self._space.set()
         if self._unacked == 0:
             self._idle.set()
+
+    def _reject(self, pending: _Pending, exc: BaseException) -> None:
+        """A record Kafka will never accept: it becomes a dead letter (a refused dead letter is
+        logged with its content and dropped); counted either way, never retried forever."""
+        (topic, key, value), enqueued = pending
+        self.errors += 1
+        metrics.PUBLISH_ERRORS.inc()
+        self._unacked -= 1
+        reason = f"{REJECTED}: Kafka refused a record for {topic} ({type(exc).__name__})"
+        if topic == DEADLETTER.name:
+            self.dropped += 1
+            log.error("%s; dropping this dead letter (key %r, %d bytes): %r", reason, key, len(value), value[:500])
+        else:
+            log.error("%s; publishing it as a dead letter instead", reason)
+            metrics.DEADLETTERS.labels(SOURCE, REJECTED).inc()
+            keep = self._max_record // 2
+            if len(value) > keep:   # the letter must fit where the record did not
+                reason += f"; raw truncated to its first {keep} of {len(value)} bytes"
+                value = value[:keep]
+            letter = dead_letter(SOURCE, value, reason)
+            self._queue.appendleft(((DEADLETTER.name, SOURCE.encode(), orjson.dumps(letter)), enqueued))
+            self._unacked += 1
+            self._work.set()
+        self._settle()
 
     async def _failed(self, items: list[_Pending], exc: BaseException) -> None:
         """Count, log, back off (capped, doubling) and put the records back at the front."""

@@ -78,7 +78,9 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
     from services.ingestor.runtime import live_frames
 
     if settings.ingest_refresh_instruments and not settings.venue_url_override:
-        for venue_id in settings.ingest_venues or ():
+        from services.ingestor.venues.registry import venues
+
+        for venue_id in settings.ingest_venues or tuple(venues()):
             await asyncio.to_thread(refresh_from_rest, venue_id)
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -22,6 +25,14 @@ from services.ingestor.instruments import (
     split_thousands,
 )
 from services.ingestor.pipeline import Pipeline
+from services.ingestor.sources import (
+    RecordingWriter,
+    SourceError,
+    Unreadable,
+    paced,
+    parse_speed,
+    read_recording,
+)
 from services.ingestor.venues.binance_usdm import VENUE
 from tests.ingestor.frames import agg_trade, force_order
 
@@ -182,3 +193,27 @@ def test_pipeline_dead_letters_overflowing_arithmetic() -> None:
     pipeline = Pipeline({VENUE.id: VENUE})
     [(topic, _, letter)] = pipeline.process(RawFrame(VENUE.id, agg_trade(price="1e300", qty="1e300"), 1))
     assert topic == topics.DEADLETTER.name and orjson.loads(letter)["reason"].startswith("bad_value")
+
+
+def test_recording_roundtrip_bad_lines_and_pacing(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl.zst"
+    writer = RecordingWriter(path)
+    for i in range(3):
+        writer.write(RawFrame(VENUE.id, agg_trade(agg_id=i), 1_000 + 1_000 * i))
+    writer.close()
+    assert [f.ts_recv for f in read_recording(path) if isinstance(f, RawFrame)] == [1000, 2000, 3000]
+    plain = tmp_path / "rec.jsonl"
+    plain.write_text('{"venue":"binance-usdm","ts_recv":5,"frame":"{}"}\nnot a frame\n{"venue":1}\n\n')
+    items = list(read_recording(plain))
+    assert isinstance(items[0], RawFrame)
+    assert [i.reason.split(":")[0] for i in items[1:] if isinstance(i, Unreadable)] == ["invalid_recording"] * 2
+    assert parse_speed("max") is None and parse_speed("10") == 10.0
+    with pytest.raises(SourceError):
+        parse_speed("-1")
+
+    async def drain(speed: float | None) -> float:
+        started = time.monotonic()
+        assert len([f async for f in paced(read_recording(path), speed)]) == 3
+        return time.monotonic() - started
+
+    assert asyncio.run(drain(10.0)) >= 0.19        # 2 s of recorded time at 10x

@@ -106,7 +106,14 @@ class Ingestor:
         if isinstance(results[0], Exception):
             raise results[0]
         await self.publisher.publish(self.pipeline.close())
-        await self.publisher.flush(self.flush_timeout)
+        if not stop.is_set():   # a finite source ended: wait for every acknowledgement, or a stop request
+            waits = {asyncio.create_task(self.publisher.flush()), asyncio.create_task(stop.wait())}
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+        if not await self.publisher.flush(self.flush_timeout):
+            log.error("%d records not acknowledged by Kafka within %.0f s of the stop request",
+                      self.publisher.pending, self.flush_timeout)
         return self.summary(time.monotonic() - started)
 
     def summary(self, seconds: float = 0.0) -> Summary:

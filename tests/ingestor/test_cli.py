@@ -96,3 +96,25 @@ def test_missing_recording_is_a_one_line_error() -> None:
     code, output = asyncio.run(_run("ingest", "--source", "replay:/nonexistent/rec.jsonl", env=_env()))
     assert code == 2
     assert output.strip().count("\n") == 0 and "does not exist" in output
+
+
+def test_sigterm_mid_replay_flushes_and_exits_zero(broker: EmbeddedBroker) -> None:
+    async def run() -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "replay", str(SAMPLE), "--speed", "1", env=_env(broker), cwd=REPO,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        assert proc.stdout is not None
+        while b"ingesting:" not in await asyncio.wait_for(proc.stdout.readline(), 60):
+            pass
+        await asyncio.sleep(2)          # the sample spans minutes of recorded time: mid-stream
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        return proc.returncode or 0, out.decode()
+
+    code, output = asyncio.run(run())
+    assert code == 0, output
+    assert "source stopped:" in output
+    published = asyncio.run(read_all(broker.bootstrap, [topics.TRADES.name, topics.TRADE_BARS.name]))
+    trades = published[topics.TRADES.name]
+    assert 0 < len(trades) < sum(1 for _ in read_recording(SAMPLE))
+    assert sum(b["count"] for _, b in published[topics.TRADE_BARS.name]) == len(trades)   # open bars flushed

@@ -107,7 +107,8 @@ class Ingestor:
             raise results[0]
         await self.publisher.publish(self.pipeline.close())
         if not stop.is_set():   # a finite source ended: wait for every acknowledgement, or a stop request
-            waits = {asyncio.create_task(self.publisher.flush()), asyncio.create_task(stop.wait())}
+            waits: set[asyncio.Task[bool]] = {asyncio.create_task(self.publisher.flush()),
+                                              asyncio.create_task(stop.wait())}
             _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()

@@ -107,9 +107,9 @@ class Ingestor:
             raise results[0]
         await self.publisher.publish(self.pipeline.close())
         if not stop.is_set():   # a finite source ended: wait for every acknowledgement, or a stop request
-            waits: set[asyncio.Task[bool]] = {asyncio.create_task(self.publisher.flush()),
-                                              asyncio.create_task(stop.wait())}
-            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            flushed = asyncio.create_task(self.publisher.flush())
+            stopped = asyncio.create_task(stop.wait())
+            _, pending = await asyncio.wait((flushed, stopped), return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
         if not await self.publisher.flush(self.flush_timeout):

@@ -110,8 +110,8 @@ class Ingestor:
             flushed = asyncio.create_task(self.publisher.flush())
             stopped = asyncio.create_task(stop.wait())
             _, pending = await asyncio.wait((flushed, stopped), return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
+            for waiting in pending:
+                waiting.cancel()
         if not await self.publisher.flush(self.flush_timeout):
             log.error("%d records not acknowledged by Kafka within %.0f s of the stop request",
                       self.publisher.pending, self.flush_timeout)

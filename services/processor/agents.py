@@ -78,7 +78,6 @@ def attach(app: faust.App, ctx: Context) -> None:
     minutes_topic = app.topic(internal_topic_name(settings, "asset-minutes"), partitions=1, internal=True, **raw)
     liqs_one = app.topic(internal_topic_name(settings, "liquidations"), partitions=1, internal=True, **raw)
     deadletter_topic = app.topic(topics.DEADLETTER.name, **raw)
-    out = {t.name: app.topic(t.name, **raw) for t in topics.DERIVED_TOPICS}
 
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
     asset_table = app.Table("asset-buckets", partitions=topics.TRADE_BARS.partitions, **as_bytes)
@@ -91,35 +90,36 @@ def attach(app: faust.App, ctx: Context) -> None:
             deadletter_topic.send_soon(key=letter.source.encode(), value=orjson.dumps(letter))
             metrics.DEADLETTERS.labels(stream).inc()
 
-    def publish(topic: topics.Topic, key: str, value: dict[str, Any], ts_recv: int) -> None:
+    async def publish(topic: topics.Topic, key: str, value: dict[str, Any], ts_recv: int) -> None:
         emit = now_ms()
         value["ts_emit"] = emit
-        out[topic.name].send_soon(key=key.encode(), value=orjson.dumps(value))
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        await producer.send(topic.name, value=orjson.dumps(value), key=key.encode())
         metrics.UPDATES.labels(topic.name).inc()
         if ts_recv:
             metrics.EVENT_LAG.observe(max(0.0, (emit - ts_recv) / 1000))
 
-    def flush() -> None:
+    async def flush() -> None:
         now = time.monotonic()
         for asset, value in ctx.assets.due(now):
-            publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
+            await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
         for key, value in ctx.liquidations.due(now):
-            publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
-            alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
+            await publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
+            await alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
         if ctx.history_ready.is_set():
             for value in ctx.sectors.due_sectors(now):
-                publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
-                alerts(ctx.signals.on_sector(value))
+                await publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
+                await alerts(ctx.signals.on_sector(value))
             for candle in ctx.sectors.due_candles(now):
                 key = f"{candle['series']}:{candle['interval']}"
                 indicators, raised = ctx.signals.on_candle(dict(candle))
-                publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
-                publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
-                alerts(raised)
+                await publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
+                await publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
+                await alerts(raised)
 
-    def alerts(raised: list[dict[str, Any]]) -> None:
+    async def alerts(raised: list[dict[str, Any]]) -> None:
         for alert in raised:
-            publish(topics.ALERTS, alert["kind"], alert, 0)
+            await publish(topics.ALERTS, alert["kind"], alert, 0)
             metrics.ALERTS.labels(alert["kind"]).inc()
 
     def price_change(scope: str) -> float | None:
@@ -154,7 +154,7 @@ def attach(app: faust.App, ctx: Context) -> None:
             for outcome, n in batch.outcomes.items():
                 metrics.EVENTS.labels("trade_bars", outcome).inc(n)
             metrics.TRADES.inc(batch.trades)
-            flush()
+            await flush()
             await bars_out.delivered()
             metrics.PROCESSING.labels("trade_bars").observe(time.perf_counter() - started)
 
@@ -184,7 +184,7 @@ def attach(app: faust.App, ctx: Context) -> None:
             await totals_out.write_table(liq_table, changes)
             for outcome, n in outcomes.items():
                 metrics.EVENTS.labels("liquidations", outcome).inc(n)
-            flush()
+            await flush()
             await totals_out.delivered()
             metrics.PROCESSING.labels("liquidations").observe(time.perf_counter() - started)
 
@@ -200,13 +200,13 @@ def attach(app: faust.App, ctx: Context) -> None:
             await ctx.history_ready.wait()
             started = time.perf_counter()
             await sectors_out.write_table(sector_table, ctx.sectors.apply(e.value for e in events))
-            flush()
+            await flush()
             await sectors_out.delivered()
             metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 
     @app.timer(0.1)
     async def _conflation_timer() -> None:
-        flush()
+        await flush()
 
     @app.task
     async def _reference() -> None:

@@ -16,7 +16,7 @@ import orjson
 from services.processor.assetbook import AssetBook, Bucket, WindowStats
 from services.processor.candles import INTERVAL_MS, bucket_ohlc, candle_value, open_time_of, points_ohlc
 from services.processor.emitter import Conflator
-from services.processor.reference import TOTAL, Universe
+from services.processor.reference import Universe
 from services.processor.stage_assets import bucket_key, split_key
 from services.processor.timeutil import MINUTE_MS, minute_of, pct_change, ring_start
 
@@ -34,13 +34,16 @@ class Mirror(AssetBook):
         super().__init__(asset)
         self.minutes: list[int] = []
 
-    def put(self, minute: int, bucket: Bucket) -> None:
+    def put(self, minute: int, bucket: Bucket) -> int | None:
+        """Store a bucket; returns the earliest minute whose "last close" changed by an eviction."""
         if minute not in self.buckets:
             bisect.insort(self.minutes, minute)
-        for gone in self.set_bucket(minute, bucket):
+        evicted = self.set_bucket(minute, bucket)
+        for gone in evicted:
             self.minutes.remove(gone)
         if minute not in self.buckets and minute in self.minutes:   # older than the ring: not kept
             self.minutes.remove(minute)
+        return min(evicted) if evicted else None
 
     def close_at(self, minute: int) -> float | None:
         """Close of the latest bucket at or before ``minute``."""
@@ -104,11 +107,13 @@ class SectorStage:
         mirror = self.mirrors.get(asset)
         if mirror is None:
             mirror = self.mirrors[asset] = Mirror(asset)
-        mirror.put(minute, bucket)
+        evicted_from = mirror.put(minute, bucket)
         self.now_ts = max(self.now_ts, mirror.now_ts)
         self.dirty_from = minute if self.dirty_from is None else min(self.dirty_from, minute)
-        info = self.universe.get(asset)
-        for sector in (TOTAL, *(info.sectors if info else ())):
+        if evicted_from is not None and (not mirror.minutes or mirror.minutes[0] > ring_start(minute_of(self.now_ts))):
+            # the asset's price before its oldest remaining bucket is no longer known
+            self.dirty_from = min(self.dirty_from, evicted_from)
+        for sector in self.universe.sectors():     # every sector moves with the processor-wide now
             self.sectors.mark(sector)
             for interval in INTERVALS:
                 self.candles.mark(f"{sector}:{interval}")

@@ -4,6 +4,7 @@ input is dead-lettered, a SIGKILLed worker recovers exactly, two workers give th
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import urllib.request
@@ -11,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
 from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
@@ -43,7 +45,21 @@ def mismatch(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]]) -> lis
     stats = read_latest(broker.bootstrap, topics.ASSET_STATS.name)
     totals = {k: v for k, v in read_latest(broker.bootstrap, topics.LIQUIDATION_TOTALS.name).items()
               if v["count"] or k in expected["liquidation-totals"]}
-    return differences(stats, expected["asset-stats"]) + differences(totals, expected["liquidation-totals"])
+    sectors = read_latest(broker.bootstrap, topics.SECTOR_CAPS.name)
+    candles = read_latest(broker.bootstrap, topics.CANDLES.name)
+    return (differences(stats, expected["asset-stats"]) + differences(totals, expected["liquidation-totals"])
+            + differences(sectors, expected["sector-caps"]) + differences(candles, expected["candles"]))
+
+
+def assert_valid(broker: EmbeddedBroker) -> None:
+    """The latest value of every key of every derived topic validates against its schema file."""
+    for topic in (topics.ASSET_STATS, topics.LIQUIDATION_TOTALS, topics.SECTOR_CAPS, topics.CANDLES,
+                  topics.INDICATORS):
+        validator = Draft202012Validator(json.loads(topic.schema_path.read_text()))
+        values = read_latest(broker.bootstrap, topic.name)
+        assert values, f"nothing on {topic.name}"
+        for value in values.values():
+            validator.validate(value)
 
 
 def agrees(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]], timeout: float) -> None:
@@ -62,6 +78,7 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
     asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, [("BTC", raw) for raw in bad]))
     send(broker, bars + bars[:20], liqs)           # 20 bars delivered twice
     agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    assert_valid(broker)
     letters = read_latest(broker.bootstrap, topics.DEADLETTER.name)
     assert letters["processor:trade_bars"]["reason"]
     body = urllib.request.urlopen(f"http://127.0.0.1:{env['CRYPTOPULSE_PROCESSOR_METRICS_PORT']}/metrics").read().decode()
@@ -76,7 +93,7 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
 
 def test_a_worker_killed_mid_stream_recovers_exactly(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
     env = worker_env(broker)
-    bars, liqs = market(seed=2, bars_per_asset=200, minutes=3_500, liquidations=100)
+    bars, liqs = market(seed=2, bars_per_asset=150, minutes=3_500, liquidations=80)
     half_b, half_l = len(bars) // 2, len(liqs) // 2
     first = services("process", env=env, name="first")
     send(broker, bars[:half_b], liqs[:half_l])
@@ -85,7 +102,8 @@ def test_a_worker_killed_mid_stream_recovers_exactly(broker: EmbeddedBroker, ser
     first.stop(signal.SIGKILL)
     send(broker, bars[half_b + 50:], liqs[half_l + 10:])
     services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="second")
-    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    # the killed member holds its partitions until its session times out (10 s embedded), then a rejoin
+    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=90)
 
 
 def test_two_workers_split_the_partitions_and_agree_with_the_oracle(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
@@ -95,5 +113,4 @@ def test_two_workers_split_the_partitions_and_agree_with_the_oracle(broker: Embe
     bars, liqs = market(seed=3, bars_per_asset=120, minutes=2_000, liquidations=60)
     send(broker, bars, liqs)
     agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
-    assert "trade-bars" in a.output() or a.process.poll() is None
-    assert b.process.poll() is None
+    assert a.process.poll() is None and b.process.poll() is None

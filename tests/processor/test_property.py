@@ -58,7 +58,7 @@ def delivered(events: list, rng: random.Random, ts_of) -> list:  # type: ignore[
     return out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bars=bar_streams(), liqs=liquidation_streams(), seed=st.integers(0, 2**32), cut=st.floats(0, 1))
 def test_streaming_equals_the_oracle(bars: list[TradeBar], liqs: list[Liquidation], seed: int, cut: float) -> None:
     rng = random.Random(seed)
@@ -75,3 +75,5 @@ def test_streaming_equals_the_oracle(bars: list[TradeBar], liqs: list[Liquidatio
     expected = oracle.compute(bars, liqs, universe)
     assert differences(pipeline.asset_stats(), expected["asset-stats"]) == []
     assert differences(pipeline.liquidation_totals(), expected["liquidation-totals"]) == []
+    assert differences(pipeline.sector_caps(), expected["sector-caps"]) == []
+    assert differences(pipeline.candles(), expected["candles"]) == []

@@ -5,8 +5,9 @@ reconnect with capped exponential backoff and full jitter, without a retry limit
 venue's app-level heartbeat; reset a connection whose *trade* stream is silent longer than its
 threshold (liquidation streams have a long one: quiet markets must not cause reconnect storms);
 and rotate before the venue's connection lifetime ends by opening and subscribing the new
-connection before closing the old one. Frames of both overlap in the queue; the pipeline's
-process-wide dedupe makes the overlap lossless and duplicate-free.
+connection before closing the old one. The new connection holds its frames until the old one is
+closed and drained, then hands them over: the pipeline's process-wide dedupe drops what both
+delivered, so the rotation is lossless, duplicate-free and keeps trade ids in order.
 """
 
 from __future__ import annotations
@@ -95,16 +96,25 @@ def _thresholds(venue: Venue, subscription: Subscription, overrides: Mapping[str
 
 
 class _Session:
-    """One open websocket: its reader task pushes frames to the shared queue."""
+    """One open websocket: its reader task pushes frames to the shared queue, or keeps them in
+    ``hold`` while it is the new half of a rotation (released after the old one closed)."""
 
-    def __init__(self, ws: ClientConnection, clock: StreamClock) -> None:
+    def __init__(self, ws: ClientConnection, clock: StreamClock, hold: bool) -> None:
         self.ws = ws
         self.clock = clock
         self.frames = 0
+        self.hold: list[RawFrame] | None = [] if hold else None
         self.reader: asyncio.Task[None] | None = None
         self.heartbeat: asyncio.Task[None] | None = None
 
-    async def close(self) -> None:
+    async def close(self, drain: float = 0.0) -> None:
+        """Close; with ``drain`` the reader first gets that long to hand over what it received."""
+        if self.heartbeat:
+            self.heartbeat.cancel()
+        if drain and self.reader:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), drain)
+            await asyncio.wait({self.reader}, timeout=drain)
         for task in (self.heartbeat, self.reader):
             if task:
                 task.cancel()
@@ -138,10 +148,10 @@ class Connection:
         self._connections = metrics.CONNECTIONS.labels(venue.id)
         self._ignored = metrics.FRAMES.labels(venue.id, "ignored")
 
-    async def _open(self) -> _Session:
+    async def _open(self, hold: bool = False) -> _Session:
         ws = await connect(self.url, open_timeout=self.timing.connect_timeout,
                            ping_interval=self.timing.ping_interval, max_size=None, compression=None)
-        session = _Session(ws, StreamClock(self.thresholds, time.monotonic()))
+        session = _Session(ws, StreamClock(self.thresholds, time.monotonic()), hold)
         try:
             pause = 1.0 / max(self.venue.rules.max_messages_per_second, 0.1)
             for count, frame in enumerate(self.venue.subscribe_frames(self.subscription)):
@@ -170,7 +180,11 @@ class Connection:
                     continue
                 session.frames += 1
                 clock.saw(channel_of(text) if channel_of else None, time.monotonic())
-                await out.put(RawFrame(venue=venue_id, frame=text, ts_recv=now_ms()))
+                frame = RawFrame(venue=venue_id, frame=text, ts_recv=now_ms())
+                if session.hold is not None:
+                    session.hold.append(frame)
+                else:
+                    await out.put(frame)
         finally:
             self._connections.dec()
 
@@ -197,6 +211,13 @@ class Connection:
             if rotate_at is not None and now >= rotate_at:
                 return "rotate"
 
+    async def _release(self, session: _Session) -> None:
+        """Hand over the frames a rotation's new connection held, then let it stream directly."""
+        held = session.hold
+        while held:
+            await self.out.put(held.pop(0))
+        session.hold = None
+
     async def _overlap(self, new: _Session) -> None:
         """Let the new connection deliver before the old one closes: what only the old one had in
         flight is read meanwhile, and the dedupe drops what both deliver."""
@@ -212,7 +233,7 @@ class Connection:
         try:
             while True:
                 try:
-                    session = await self._open()
+                    session = await self._open(hold=current is not None)
                 except (OSError, WebSocketException, TimeoutError) as exc:
                     delay = backoff_delay(attempt, self.timing.backoff_initial, self.timing.backoff_max, self.rng)
                     attempt += 1
@@ -222,8 +243,11 @@ class Connection:
                     await asyncio.sleep(delay)
                     continue
                 if current is not None:
+                    # Old frames first, then the new connection's (the dedupe drops the overlap):
+                    # trade ids stay in order, so the overlap cannot look like a gap.
                     await self._overlap(session)
-                    await current.close()
+                    await current.close(drain=self.timing.rotation_overlap)
+                    await self._release(session)
                     self.rotations += 1
                     log.info("%s: rotated connection (new one streaming, old one closed)", self.venue.id)
                 current = session

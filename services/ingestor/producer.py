@@ -166,11 +166,12 @@ class Publisher:
                 await self._work.wait()
                 continue
             await self._inflight.acquire()
+            singly = self._singly > 0
             take = min(self._singly or self.chunk, len(self._queue))
             self._singly -= min(self._singly, take)
             chunk = [self._queue.popleft() for _ in range(take)]
             try:
-                futures = await self._dispatch(chunk, singly=self._singly > 0)
+                futures = await self._dispatch(chunk, singly=singly)
             except (KafkaError, OSError) as exc:
                 self._inflight.release()
                 await self._failed(chunk, exc)

@@ -63,6 +63,18 @@ def intraday_profile(day: int) -> list[float]:
     return [w / total for w in weights]
 
 
+def liquidation_profile(volume_profile: list[float], day: int, side: str) -> list[float]:
+    """When liquidations happen: like volume, except on 2025-01-27, when longs cascade into the
+    15:00 low (half of them between 13:30 and 15:00) and shorts are caught by the rebound after it."""
+    if day != 7:
+        return volume_profile
+    if side == "long":
+        window = range(13 * 60 + 30, 15 * 60)
+        bump = 1.0 / len(window)
+        return [w + (bump if m in window else 0.0) for m, w in enumerate(volume_profile)]
+    return [w * (3.0 if m >= 15 * 60 else 0.2) for m, w in enumerate(volume_profile)]
+
+
 @dataclass
 class _Book:
     """Per asset and venue: the market, id counters and the notional not yet traded."""
@@ -98,6 +110,8 @@ class FrameGenerator:
                 self.books[(a.asset, venue)] = _Book(find_market(venue, a.asset, reference), rng.random(),
                                                      rng.randrange(10**8, 4 * 10**9))
         self.profiles = [intraday_profile(d) for d in range(8)]
+        self.liquidation_profiles = {(d, side): liquidation_profile(self.profiles[d], d, side)
+                                     for d in range(8) for side in ("long", "short")}
 
     @staticmethod
     def traded_assets() -> tuple[str, ...]:
@@ -113,7 +127,8 @@ class FrameGenerator:
         for budget in self.design.liquidations:
             weights = [rng.lognormvariate(0.0, 1.0) for _ in range(budget.count)]
             total = sum(weights)
-            minutes = rng.choices(range(DAY_MINUTES), weights=self.profiles[budget.day], k=budget.count)
+            profile = self.liquidation_profiles[(budget.day, budget.side)]
+            minutes = rng.choices(range(DAY_MINUTES), weights=profile, k=budget.count)
             for w, minute in zip(weights, minutes, strict=True):
                 venue = rng.choices(venues, weights=shares)[0]
                 ts = START_MS + (budget.day * DAY_MINUTES + minute) * MINUTE_MS + rng.randrange(58_000)

@@ -17,6 +17,8 @@ from websockets.exceptions import ConnectionClosed
 
 from services.gateway.client import GatewayClient
 from services.scenario.figures import (
+    CANDLES,
+    INDICATORS,
     REPORT_CHANNELS,
     SignalCheck,
     Verdict,
@@ -26,42 +28,56 @@ from services.scenario.figures import (
     live_values,
 )
 
-HISTORY = 1000
+# The gateway queues a subscription's history at once and closes a connection whose queue
+# overflows (gateway_queue_size, 1000 by default): each group gets its own connection and a history
+# that stays below that bound.
+GROUPS: tuple[tuple[tuple[str, ...], int], ...] = (
+    (tuple(c for c in REPORT_CHANNELS if c not in (INDICATORS, CANDLES) and not c.startswith("alerts:")), 0),
+    ((INDICATORS, CANDLES), 400),
+    (("alerts:*",), 100),
+)
+Records = dict[str, list[dict[str, Any]]]
 
 
-async def collect(url: str, timeout: float = 20.0, quiet: float = 1.5,
-                  token: str | None = None) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
-    """Records per channel (oldest first) and every alert seen, once the gateway has sent its
-    snapshots and history (``quiet`` seconds without a message) or ``timeout`` has passed."""
-    client = GatewayClient(url, list(REPORT_CHANNELS), token=token, history=HISTORY)
-    records: dict[str, list[dict[str, Any]]] = {}
-    alerts: list[dict[str, Any]] = []
+async def _channel_group(url: str, channels: tuple[str, ...], history: int, timeout: float, quiet: float,
+                         token: str | None) -> Records:
+    """Records per channel (oldest first) until every named channel answered and ``quiet`` seconds
+    passed without a message, or ``timeout``."""
+    client = GatewayClient(url, list(channels), token=token, history=history)
+    records: Records = {}
+    wanted = {c for c in channels if not c.endswith("*")}
     deadline = time.monotonic() + timeout
-    wanted = {c for c in REPORT_CHANNELS if not c.endswith("*")}
     stream = client.messages(reconnect=False)
     try:
         while time.monotonic() < deadline:
-            wait = min(quiet, deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(anext(stream), wait)
+                message = await asyncio.wait_for(anext(stream), min(quiet, deadline - time.monotonic()))
             except TimeoutError:
                 if wanted <= records.keys():
                     break
                 continue
-            if message.get("type") not in ("snapshot", "update", "history"):
-                continue
             channel, data = message.get("channel"), message.get("data")
-            if not isinstance(channel, str) or not isinstance(data, dict):
-                continue
-            if channel.startswith("alerts:"):
-                alerts.append(data)
-            records.setdefault(channel, []).append(data)
+            if message.get("type") in ("snapshot", "update", "history") and isinstance(channel, str) \
+                    and isinstance(data, dict):
+                records.setdefault(channel, []).append(data)
     except (OSError, ConnectionClosed, StopAsyncIteration):
         pass
     finally:
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()
+    return records
+
+
+async def collect(url: str, timeout: float = 20.0, quiet: float = 1.5,
+                  token: str | None = None) -> tuple[Records, list[dict[str, Any]]]:
+    """Records per channel and every alert seen (history included)."""
+    groups = await asyncio.gather(*(_channel_group(url, channels, history, timeout, quiet, token)
+                                    for channels, history in GROUPS))
+    records: Records = {}
+    for group in groups:
+        records.update(group)
+    alerts = [a for channel, values in records.items() if channel.startswith("alerts:") for a in values]
     return records, alerts
 
 

@@ -118,3 +118,33 @@ def test_sigterm_mid_replay_flushes_and_exits_zero(broker: EmbeddedBroker) -> No
     trades = published[topics.TRADES.name]
     assert 0 < len(trades) < sum(1 for _ in read_recording(SAMPLE))
     assert sum(b["count"] for _, b in published[topics.TRADE_BARS.name]) == len(trades)   # open bars flushed
+
+
+def test_live_ingest_from_a_fake_venue_publishes_trades_bars_and_liquidations(broker: EmbeddedBroker) -> None:
+    names = [topics.TRADES.name, topics.TRADE_BARS.name, topics.LIQUIDATIONS.name]
+
+    async def run() -> tuple[int, str, list[int], dict[str, list[tuple[bytes, dict[str, object]]]]]:
+        async with FakeBinance() as fake:
+            env = _env(broker, CRYPTOPULSE_VENUE_URL_OVERRIDE=fake.url, CRYPTOPULSE_INGEST_SYMBOLS="BTCUSDT")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "services.cli", "ingest", "--source", "live", "--venues", "binance-usdm",
+                env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            await fake.wait_for_clients(1, timeout=60)
+            ids = await fake.burst("BTCUSDT", 50)
+            await fake.liquidation("BTCUSDT", side="SELL")
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:   # bars close on the wall clock (<= 250 ms) while the source keeps running
+                published = await read_all(broker.bootstrap, names)
+                if sum(int(str(b["count"])) for _, b in published[topics.TRADE_BARS.name]) == len(ids) \
+                        and published[topics.LIQUIDATIONS.name]:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, published
+                await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        return proc.returncode or 0, out.decode(), ids, published
+
+    code, output, ids, published = asyncio.run(run())
+    assert code == 0, output
+    assert [int(str(v["trade_id"])) for _, v in published[topics.TRADES.name]] == ids
+    assert [v["liquidated_side"] for _, v in published[topics.LIQUIDATIONS.name]] == ["long"]

@@ -260,6 +260,9 @@ class Gateway:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "loading snapshots\n")
         if path == "/" or path.startswith("/static/"):
             return static_response(path)
+        if path == WS_PATH and not self.ready.is_set():
+            # A subscription now would be answered from half-loaded snapshots: come back when ready.
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "loading snapshots\n")
         if path != WS_PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         origins = self.settings.gateway_allowed_origins
@@ -371,14 +374,18 @@ class Gateway:
         """History (if asked), then a replay from ``since`` or a snapshot (recovered:false if resuming failed)."""
         channel = self.registry.channels[name]
         conflate = protocol.conflates(channel.family)
-        for past in channel.past(request.history):
-            client.send_control(past)
+        client.queue.put_bulk(channel.past(request.history))
+        client.kick()
         since = request.since.get(name)
         if since is not None:
             replay = channel.replay_after(since)
             if replay is not None:
-                for entry in replay:
-                    self.enqueue(client, name, channel.family, entry.update, conflate)
+                if conflate:
+                    for entry in replay:
+                        self.enqueue(client, name, channel.family, entry.update, conflate)
+                else:
+                    client.queue.put_bulk([entry.update for entry in replay])
+                    client.kick()
                 return
         snapshot = channel.snapshot(recovered=False if since is not None else None)
         if snapshot is not None:

@@ -118,7 +118,7 @@ class SendQueue:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._items: OrderedDict[object, bytes] = OrderedDict()
+        self._items: OrderedDict[object, bytes | deque[bytes]] = OrderedDict()
         self._counter = 0
         self._unconflated = 0
 
@@ -139,8 +139,28 @@ class SendQueue:
         self._items[self._counter] = data
         self._unconflated += 1
 
+    def put_bulk(self, messages: list[bytes]) -> None:
+        """Queue the answer to one request (history, an event replay) as ONE item against ``limit``:
+        its size is bounded by the request (history size x channels), and a client asking for
+        history is not a slow consumer for that."""
+        if not messages:
+            return
+        if self._unconflated >= self.limit:
+            raise QueueOverflow(f"send queue full ({self.limit} messages)")
+        self._counter += 1
+        self._items[self._counter] = deque(messages)
+        self._unconflated += 1
+
     def pop(self) -> bytes:
-        key, data = self._items.popitem(last=False)
+        key = next(iter(self._items))
+        item = self._items[key]
+        if isinstance(item, deque):
+            data = item.popleft()
+            if item:
+                return data
+        else:
+            data = item
+        del self._items[key]
         if isinstance(key, int):
             self._unconflated -= 1
         return data

@@ -81,3 +81,18 @@ def test_send_queue_conflates_state_and_overflows_on_events() -> None:
     assert [queue.pop() for _ in range(len(queue))] == [b"2", b"alert", b"alert2"]
     queue.put(b"again")
     assert queue.pop() == b"again"
+
+
+def test_history_answer_is_one_queue_item_in_order() -> None:
+    queue = SendQueue(limit=2)
+    queue.put(b"ack")
+    queue.put_bulk([b"h1", b"h2", b"h3", b"h4"])  # 4 messages, one item against the limit
+    with pytest.raises(QueueOverflow):
+        queue.put_bulk([b"more"])
+    queue.put_state("sector:ai", b"snap")  # state items never count against the limit
+    popped = []
+    while len(queue):
+        popped.append(queue.pop())
+    assert popped == [b"ack", b"h1", b"h2", b"h3", b"h4", b"snap"]
+    queue.put(b"a")
+    queue.put(b"b")  # the bulk item no longer counts once sent

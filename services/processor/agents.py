@@ -70,6 +70,19 @@ def table_items(table: Any) -> list[tuple[str, bytes]]:
     return [(k.decode() if isinstance(k, bytes) else str(k), v) for k, v in table.data.items()]
 
 
+async def shorten_fetch_wait(app: faust.App, wait_ms: int) -> None:
+    """Set the fetch max-wait of Faust's consumer, once it exists (Faust passes a fixed 1500 ms;
+    a broker that holds a fetch for its full max-wait adds that much latency to every update)."""
+    for _ in range(600):
+        thread = getattr(app.consumer, "_thread", None)
+        consumer = getattr(thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms = wait_ms
+            return
+        await asyncio.sleep(0.1)
+
+
 def attach(app: faust.App, ctx: Context) -> None:
     settings = ctx.settings
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -207,6 +220,10 @@ def attach(app: faust.App, ctx: Context) -> None:
     @app.timer(0.1)
     async def _conflation_timer() -> None:
         await flush()
+
+    @app.task
+    async def _short_fetch_wait() -> None:
+        await shorten_fetch_wait(app, settings.processor_fetch_max_wait_ms)
 
     @app.task
     async def _reference() -> None:

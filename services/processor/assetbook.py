@@ -6,7 +6,7 @@ emission interval per asset (conflated output).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from services.common.events import TradeBar
@@ -39,12 +39,20 @@ class Bucket:
     close_key: CloseKey
     notional: float
     trades: int
-    ids: set[str] = field(default_factory=set)
+    ids: str | set[str] | None = None    # bar ids applied: one id as a str (most buckets), more as a set
+
+    def has(self, bar_id: str) -> bool:
+        ids = self.ids
+        return ids is not None and (bar_id == ids if isinstance(ids, str) else bar_id in ids)
+
+    def id_list(self) -> list[str]:
+        ids = self.ids
+        return [] if ids is None else [ids] if isinstance(ids, str) else sorted(ids)
 
     @classmethod
     def of_bar(cls, bar: TradeBar) -> Bucket:
         return cls(bar.open, (bar.ts_first, bar.id), bar.high, bar.low, bar.close,
-                   (bar.ts_last, bar.ts_recv, bar.id), bar.notional_usd, bar.count, {bar.id})
+                   (bar.ts_last, bar.ts_recv, bar.id), bar.notional_usd, bar.count, bar.id)
 
     def add(self, bar: TradeBar) -> None:
         open_key = (bar.ts_first, bar.id)
@@ -59,16 +67,22 @@ class Bucket:
             self.low = bar.low
         self.notional += bar.notional_usd
         self.trades += bar.count
-        self.ids.add(bar.id)
+        if self.ids is None:
+            self.ids = bar.id
+        elif isinstance(self.ids, str):
+            self.ids = {self.ids, bar.id}
+        else:
+            self.ids.add(bar.id)
 
     def to_json(self, with_ids: bool = True) -> list[Any]:
         return [self.open, list(self.open_key), self.high, self.low, self.close, list(self.close_key),
-                self.notional, self.trades, sorted(self.ids) if with_ids else []]
+                self.notional, self.trades, self.id_list() if with_ids else []]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Bucket:
         o, ok, h, lo, c, ck, n, k, ids = data
-        return cls(o, (ok[0], ok[1]), h, lo, c, (ck[0], ck[1], ck[2]), n, k, set(ids))
+        return cls(o, (ok[0], ok[1]), h, lo, c, (ck[0], ck[1], ck[2]), n, k,
+                   None if not ids else ids[0] if len(ids) == 1 else set(ids))
 
 
 @dataclass(slots=True)
@@ -103,7 +117,7 @@ class AssetBook:
         bucket = self.buckets.get(minute)
         if bucket is None:
             self.buckets[minute] = Bucket.of_bar(bar)
-        elif bar.id in bucket.ids:
+        elif bucket.has(bar.id):
             return DUPLICATE, []
         else:
             bucket.add(bar)

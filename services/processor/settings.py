@@ -19,6 +19,8 @@ class ProcessorSettings:
     processor_datadir: str = setting(
         "", "Faust data directory. Empty: a fresh temporary directory per worker (state lives in changelogs).")
     processor_web_port: int = setting(0, "Faust web server port; 0 turns the web server off.")
+    processor_fetch_max_wait_ms: int = setting(
+        20, "Longest a fetch waits for data (Faust hard-codes 1500 ms, which the embedded broker waits in full).")
 
     # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
     alert_intervals: tuple[str, ...] = setting(

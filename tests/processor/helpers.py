@@ -57,7 +57,7 @@ async def latest(bootstrap: str, topic: str, timeout: float = 5.0) -> dict[str, 
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await consumer.client.force_metadata_update()
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)

@@ -39,6 +39,12 @@ _TRADES, _LIQS, _BARS = topics.TRADES.name, topics.LIQUIDATIONS.name, topics.TRA
 _GAPS, _DL = topics.TRADE_GAPS.name, topics.DEADLETTER.name
 
 
+def encode(value: Any) -> bytes:
+    """orjson bytes copied to their exact size: ``orjson.dumps`` returns an object that keeps a
+    ~4 KiB allocation, which would make every record buffered for Kafka cost 4 KiB of memory."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def _usable(event: Trade | Liquidation) -> bool:
     """Guards against adapter arithmetic overflowing/underflowing (e.g. price 1e300 x size 1e300)."""
     return 0.0 < event.price < math.inf and 0.0 < event.size < math.inf and 0.0 < event.notional_usd < math.inf
@@ -88,7 +94,7 @@ class Pipeline:
     def dead_letter(self, source: str, raw: str, reason_class: str, message: str, ts_recv: int) -> Record:
         metrics.DEADLETTERS.labels(source, reason_class).inc()
         letter = dead_letter(source, raw, f"{reason_class}: {message}", ts_recv)
-        return (_DL, source.encode(), orjson.dumps(letter))
+        return (_DL, source.encode(), encode(letter))
 
     def process(self, raw: RawFrame) -> list[Record]:
         """Records for one frame (dead letter included); counts the frame's outcome."""
@@ -147,7 +153,7 @@ class Pipeline:
                 bar = self.bars.add(event)
                 if bar is not None:
                     out.append(self.bar_record(bar))
-                value = orjson.dumps(_with_raw(event, frame) if self.keep_raw else event)
+                value = encode(_with_raw(event, frame) if self.keep_raw else event)
                 out.append((_TRADES, event.instrument.encode(), value))
             else:
                 if dedupe((event.exchange, event.id), event.ts_recv):
@@ -156,7 +162,7 @@ class Pipeline:
                     continue
                 m.liquidations.inc()
                 self.stats["liquidations"] += 1
-                value = orjson.dumps(_with_raw(event, frame) if self.keep_raw else event)
+                value = encode(_with_raw(event, frame) if self.keep_raw else event)
                 out.append((_LIQS, event.instrument.encode(), value))
             m.lag.observe(max(0, event.ts_recv - event.ts) / 1000.0)
         return out
@@ -171,11 +177,11 @@ class Pipeline:
             log.warning("trade-id gap on %s %s: %d missing between %s and %s (gaps are logged at most every "
                         "%.0f s per venue; every one is counted and published)", gap.exchange, gap.instrument,
                         gap.missing, gap.after_trade_id, gap.before_trade_id, GAP_LOG_INTERVAL)
-        return (_GAPS, f"{gap.exchange}:{gap.instrument}".encode(), orjson.dumps(gap))
+        return (_GAPS, f"{gap.exchange}:{gap.instrument}".encode(), encode(gap))
 
     def bar_record(self, bar: TradeBar) -> Record:
         self.stats["bars"] += 1
-        return (_BARS, bar.base.encode(), orjson.dumps(bar))
+        return (_BARS, bar.base.encode(), encode(bar))
 
     def due_bars(self, now_ms: int | None = None) -> list[Record]:
         """Records of the bars whose interval has elapsed at ``now_ms`` (default: the receipt clock)."""

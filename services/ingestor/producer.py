@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorruptRecordException,
@@ -39,7 +38,7 @@ from services.common.kafka import producer_kwargs
 from services.common.settings import KafkaSettings
 from services.common.topics import DEADLETTER
 from services.ingestor import metrics
-from services.ingestor.pipeline import Record
+from services.ingestor.pipeline import Record, encode
 
 log = logging.getLogger("cryptopulse.ingestor.producer")
 
@@ -288,7 +287,7 @@ class Publisher:
                 reason += f"; raw truncated to its first {keep} of {len(value)} bytes"
                 value = value[:keep]
             letter = dead_letter(SOURCE, value, reason)
-            self._queue.appendleft(((DEADLETTER.name, SOURCE.encode(), orjson.dumps(letter)), enqueued))
+            self._queue.appendleft(((DEADLETTER.name, SOURCE.encode(), encode(letter)), enqueued))
             self._unacked += 1
             self._work.set()
         self._settle()

@@ -112,7 +112,7 @@ async def collect(url: str, channels: list[str], until: Any, timeout: float) -> 
     while time.monotonic() < deadline:
         try:
             async with websockets.connect(url, open_timeout=5) as ws:
-                await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": channels}))
+                await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": channels}).decode())
                 while time.monotonic() < deadline:
                     try:
                         raw = await asyncio.wait_for(ws.recv(), timeout=max(0.1, deadline - time.monotonic()))

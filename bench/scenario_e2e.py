@@ -36,6 +36,7 @@ from services.scenario.paths import END_MS
 from services.scenario.source import open_scenario
 
 FINAL_TS = END_MS - 60_000 + 59_900
+WARMUP_S = 10.0        # updates of the first seconds (processor seeding its history) are not counted
 SUMMARY = re.compile(r"source ended: (\d+) frames .* in ([\d.]+) s")
 
 
@@ -129,8 +130,10 @@ def throughput(density: float, timeout: float) -> dict[str, Any]:
             "e2e_s": e2e_s, "e2e_fps": frames / e2e_s}
 
 
-async def _latencies(stack: Stack, speed: float, first_ts: int, seconds: float) -> tuple[list[float], int]:
+async def _latencies(stack: Stack, speed: float, first_ts: int,
+                     seconds: float) -> tuple[list[float], list[float], int]:
     out: list[float] = []
+    gateway_leg: list[float] = []
     origin: float | None = None
     async with websockets.connect(stack.url, open_timeout=10, max_size=None) as ws:
         await ws.send(orjson.dumps({"op": "subscribe", "id": 1, "channels": ["asset:*"]}).decode())
@@ -148,10 +151,12 @@ async def _latencies(stack: Stack, speed: float, first_ts: int, seconds: float) 
             arrived = time.time()
             message = orjson.loads(raw)
             data = message.get("data") or {}
-            if message.get("type") == "update" and isinstance(data.get("ts"), int):
+            if message.get("type") == "update" and isinstance(data.get("ts"), int) and arrived > origin + WARMUP_S:
                 released = origin + (data["ts"] - first_ts) / 1000.0 / speed
                 out.append(arrived - released)
-    return out, int(stack.frames_counted())
+                if isinstance(data.get("ts_emit"), int):
+                    gateway_leg.append(arrived - data["ts_emit"] / 1000.0)
+    return out, gateway_leg, int(stack.frames_counted())
 
 
 def latency(density: float, speed: float, seconds: float) -> dict[str, Any]:
@@ -160,13 +165,18 @@ def latency(density: float, speed: float, seconds: float) -> dict[str, Any]:
         stack = Stack(density, str(speed), Path(tmp))
         try:
             time.sleep(8)
-            values, frames = asyncio.run(_latencies(stack, speed, first_ts, seconds))
+            values, gateway_leg, frames = asyncio.run(_latencies(stack, speed, first_ts, seconds))
         finally:
             stack.stop()
-    values.sort()
-    pick = (lambda q: values[min(len(values) - 1, int(q * len(values)))] * 1000) if values else (lambda q: float("nan"))
     return {"density": density, "speed": speed, "frames": frames, "fps": frames / seconds, "updates": len(values),
-            "p50_ms": pick(0.5), "p99_ms": pick(0.99), "mean_ms": statistics.fmean(values) * 1000 if values else 0}
+            "p50_ms": _quantile(values, 0.5), "p99_ms": _quantile(values, 0.99),
+            "mean_ms": statistics.fmean(values) * 1000 if values else 0.0,
+            "gw_p50_ms": _quantile(gateway_leg, 0.5), "gw_p99_ms": _quantile(gateway_leg, 0.99)}
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 def main() -> None:
@@ -176,7 +186,11 @@ def main() -> None:
     parser.add_argument("--latency-density", type=float, default=0.1)
     parser.add_argument("--latency-load", type=float, default=0.3, help="input rate as a fraction of the max")
     parser.add_argument("--latency-seconds", type=float, default=45.0)
+    parser.add_argument("--latency-speed", type=float, help="skip the throughput runs and pace at this speed")
     args = parser.parse_args()
+    if args.latency_speed:
+        _print_latency(latency(args.latency_density, args.latency_speed, args.latency_seconds), None, "")
+        return
     rows = [throughput(float(d), args.timeout) for d in args.densities.split(",")]
     print(f"{'density':>8} {'frames':>9} {'ingest s':>9} {'ingest f/s':>11} {'e2e s':>8} {'e2e f/s':>9}")
     for r in rows:
@@ -190,11 +204,17 @@ def main() -> None:
     week_s = 8 * 86_400
     frames_per_week = best["frames"] * args.latency_density / best["density"]
     speed = max(1.0, round(args.latency_load * best[rate_key] * week_s / frames_per_week))
-    lat = latency(args.latency_density, speed, args.latency_seconds)
+    _print_latency(latency(args.latency_density, speed, args.latency_seconds), best[rate_key], rate_key)
+
+
+def _print_latency(lat: dict[str, Any], max_rate: float | None, rate_key: str) -> None:
+    share = f" = {lat['fps'] / max_rate:.2f} of the max {rate_key} rate" if max_rate else ""
     print(f"\nlatency frame release -> websocket delivery, density {lat['density']:g}, speed {lat['speed']:g}x "
-          f"({lat['fps']:.0f} frames/s = {lat['fps'] / best[rate_key]:.2f} of the max {rate_key} rate)")
+          f"({lat['fps']:.0f} frames/s{share})")
     print(f"  updates {lat['updates']}, p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-          f"mean {lat['mean_ms']:.0f} ms (includes the processor's conflation interval)")
+          f"mean {lat['mean_ms']:.0f} ms (after a {WARMUP_S:g} s warm-up; includes the processor's conflation interval)")
+    print(f"  of which processor emit -> websocket delivery: p50 {lat['gw_p50_ms']:.0f} ms, "
+          f"p99 {lat['gw_p99_ms']:.0f} ms")
 
 
 if __name__ == "__main__":

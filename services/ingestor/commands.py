@@ -1,4 +1,4 @@
-"""Command-line entry of the ingestor: ``cryptopulse ingest``, ``replay`` and ``record``."""
+"""The ingestor's commands (``ingest``, ``replay``, ``record``); parsers are declared in :mod:`.cli`."""
 
 from __future__ import annotations
 
@@ -111,6 +111,13 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     frames, reference, description = await open_source(settings)
     await wait_for_kafka(kafka.bootstrap)
     if metrics_port is not None:
+        from services.common import topics
+        from services.ingestor import metrics
+        from services.ingestor.venues.base import REASON_CLASSES
+
+        metrics.init_series(tuple(venues()), REASON_CLASSES,
+                            tuple(t.name for t in (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS,
+                                                   topics.TRADE_GAPS, topics.DEADLETTER, topics.CANDLE_HISTORY)))
         serve_metrics(metrics_port, service="ingestor")
     stop = _stop_event()
     publisher = build_publisher(settings, kafka)
@@ -182,45 +189,3 @@ def _cmd_record(args: argparse.Namespace) -> int:
                     ingest_symbols=tuple(args.symbols) if args.symbols else None)
     setup_logging(kafka.log_level, "ingestor")
     return asyncio.run(record(settings, Path(args.out), args.seconds, args.frames))
-
-
-def _venues_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--venues", nargs="+", metavar="VENUE",
-                        help="venue ids (CRYPTOPULSE_INGEST_VENUES; default: every adapter)")
-
-
-def _ingest_flags(parser: argparse.ArgumentParser, *, speed_only: bool = False) -> None:
-    from services.cli import add_kafka_flags
-
-    if not speed_only:
-        parser.add_argument("--source", help="scenario | replay:PATH | live (CRYPTOPULSE_INGEST_SOURCE)")
-    parser.add_argument("--speed", help="replay speed: 1 (real time), N (N x faster) or max")
-    parser.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
-                        help="after a finite source ends, keep serving metrics (CRYPTOPULSE_HOLD)")
-    parser.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_INGESTOR_METRICS_PORT)")
-    _venues_flag(parser)
-    add_kafka_flags(parser)
-
-
-def register(sub: Any) -> None:
-    """Add this service's sub-commands to the `cryptopulse` parser."""
-    ingest_parser = sub.add_parser("ingest", help="ingest exchange frames (scenario, replay or live) into Kafka")
-    _ingest_flags(ingest_parser)
-    ingest_parser.set_defaults(handler=_cmd_ingest)
-
-    replay = sub.add_parser("replay", help="ingest a recording: same as ingest --source replay:FILE")
-    replay.add_argument("file", help="JSONL recording of raw frames (optionally .zst)")
-    _ingest_flags(replay, speed_only=True)
-    replay.set_defaults(handler=_cmd_replay)
-
-    rec = sub.add_parser("record", help="record raw frames from the live venues to JSONL (.zst: compressed)")
-    rec.add_argument("--out", required=True, help="output file (FILE.jsonl or FILE.jsonl.zst)")
-    rec.add_argument("--symbols", nargs="+", help="venue-native symbols (default: every listed instrument)")
-    rec.add_argument("--seconds", type=float, help="stop after this many seconds")
-    rec.add_argument("--frames", type=int, help="stop after this many frames")
-    _venues_flag(rec)
-    from services.cli import add_kafka_flags
-
-    add_kafka_flags(rec)
-    rec.set_defaults(handler=_cmd_record)
-

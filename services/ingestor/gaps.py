@@ -23,6 +23,9 @@ class TradeGap:
     ts_recv: int
 
 
+SEQUENCE_LIMIT = 2**63  # venue trade-id sequences are int64; Kafka/JSON consumers expect that range
+
+
 class GapDetector:
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], int] = {}
@@ -31,6 +34,8 @@ class GapDetector:
         try:
             current = int(trade.trade_id)
         except ValueError:
+            return None
+        if not 0 <= current < SEQUENCE_LIMIT:  # not a venue sequence number: no gap detection
             return None
         key = (trade.exchange, trade.instrument)
         last = self._last.get(key)

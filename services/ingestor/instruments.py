@@ -162,6 +162,16 @@ REST_SOURCES: dict[str, tuple[tuple[str, ...], RestParser]] = {
 }
 
 
+def _adapter_rest_source(venue_id: str) -> tuple[tuple[str, ...], RestParser] | None:
+    """Adapters that carry their own instrument endpoints (gate, deribit, bitmex, coinbase)."""
+    from services.ingestor.venues import registry  # lazy: the adapters import this module
+
+    adapter = registry.venues().get(venue_id)
+    urls = tuple(getattr(adapter, "rest_instrument_urls", ()))
+    parser = getattr(adapter, "parse_rest_instruments", None)
+    return (urls, parser) if urls and parser else None
+
+
 def _fetch_json(url: str, timeout: float) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"User-Agent": "cryptopulse"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (fixed https URLs)
@@ -175,7 +185,7 @@ def refresh_from_rest(venue_id: str, timeout: float = 10.0,
 
     Guarded: any network or format failure is logged and the snapshot stays in use (returns 0).
     """
-    source = REST_SOURCES.get(venue_id)
+    source = REST_SOURCES.get(venue_id) or _adapter_rest_source(venue_id)
     if source is None:
         return 0
     urls, parser = source

@@ -4,7 +4,11 @@ Labels are bounded: ``venue`` is one of the adapters' ids, ``outcome``/``reason`
 fixed small sets, ``topic`` is a registry topic.
 """
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import init_children
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -42,3 +46,17 @@ EVENT_LAG = Histogram("cryptopulse_ingestor_event_lag_seconds",
                       "ts_recv - ts of events (exchange to receipt), by venue.", ["venue"], buckets=LAG_BUCKETS)
 LAST_EVENT = Gauge("cryptopulse_ingestor_last_event_timestamp_seconds",
                    "Wall-clock time of the last event received, by venue.", ["venue"])
+
+
+def init_series(venues: tuple[str, ...], reasons: tuple[str, ...], topics: tuple[str, ...]) -> None:
+    """Export every labeled series from start-up (rates and absence alerts need them). The last-event
+    time starts at the start-up time, not 0, so 'ingest stalled' measures from when we began."""
+    init_children(FRAMES, venues, ("ok", "ignored", "deadletter"))
+    init_children(EVENTS, venues, ("trade", "liquidation"))
+    init_children(DEADLETTERS, venues, reasons)
+    for metric in (RECONNECTS, STALE_RESETS, CONNECTIONS, TRADE_GAPS, MISSING_TRADES, DUPLICATES):
+        init_children(metric, venues)
+    init_children(PUBLISHED, topics)
+    now = time.time()
+    for venue in venues:
+        LAST_EVENT.labels(venue).set(now)

@@ -204,9 +204,10 @@ def check_signals(values: dict[str, Any], alerts: list[dict[str, Any]]) -> list[
     """The article's expected signals, from the live values; matching alerts are named."""
     texts = expected_signals()
 
-    def alert(kind: str, subject: str) -> str | None:
-        ids = [a.get("id") for a in alerts if a.get("kind") == kind and subject in str(a.get("subject")).split(":")]
-        return str(ids[-1]) if ids else None
+    def alert(kind: str, subject: str, fragment: str = "") -> str | None:
+        ids = [str(a.get("id")) for a in alerts if a.get("kind") == kind and a.get("subject") == subject
+               and fragment in str(a.get("id"))]
+        return ids[-1] if ids else None
 
     rsi24, rsi27 = _number(values, "rsi14_total_2025-01-24"), _number(values, "rsi14_total_2025-01-27")
     ai_change, ai_vol = _number(values, "ai_cap_change_24h"), _number(values, "ai_volume_change_24h")
@@ -215,14 +216,14 @@ def check_signals(values: dict[str, Any], alerts: list[dict[str, Any]]) -> list[
     change = _number(values, "total_cap_change_24h")
     checks = [
         (rsi24 is not None and rsi27 is not None and rsi24 > 50 > rsi27, f"RSI {rsi24} -> {rsi27}",
-         alert("rsi_cross", "total")),
+         alert("rsi_cross", "total", ":rsi50:below")),
         (ai_change is not None and ai_change <= -10, f"AI 24 h change {ai_change}", alert("sector_drawdown", "ai")),
         (ai_vol is not None and ai_vol >= 38, f"AI volume change {ai_vol}", alert("volume_surge", "ai")),
         (long is not None and total and change is not None and long / total > 0.9 and change < 0,
          f"long share {None if not (long and total) else round(long / total, 3)}, cap change {change}",
-         alert("liquidation_cascade", "all")),
+         alert("liquidation_cascade", "all", ":long:")),
         (cap is not None and sma50 and 0 <= cap / sma50 - 1 <= 0.01,
          f"cap/SMA50 - 1 = {None if not (cap and sma50) else round((cap / sma50 - 1) * 100, 3)}%",
-         alert("sma_cross", "total")),
+         alert("sma_cross", "total", ":sma50:testing")),
     ]
     return [SignalCheck(text, bool(ok), detail, found) for text, (ok, detail, found) in zip(texts, checks, strict=True)]

@@ -53,28 +53,18 @@ def _usable(base: str, quote: str, universe: dict[str, AssetInfo]) -> bool:
 
 def asset_stats(bars: Sequence[TradeBar], universe: dict[str, AssetInfo],
                 now_ms: int | None = None) -> dict[str, dict[str, Any]]:
-    unique: dict[str, TradeBar] = {}
-    for b in bars:
-        if _usable(b.base, b.quote, universe) and (now_ms is None or b.ts_last <= now_ms):
-            unique.setdefault(b.id, b)
-    by_asset: dict[str, list[TradeBar]] = {}
-    for b in unique.values():
-        by_asset.setdefault(b.base.upper(), []).append(b)
     out = {}
-    for asset, all_bars in by_asset.items():
-        now = max(b.ts_last for b in all_bars)
-        now_minute = minute_of(now)
-        ring_first = now_minute - (RING_MINUTES - 1) * MINUTE_MS
-        day_first = now_minute - (DAY_MINUTES - 1) * MINUTE_MS
+    for asset, held in _held(bars, universe, now_ms).items():
+        now = held[-1].ts_last
+        day_first = minute_of(now) - (DAY_MINUTES - 1) * MINUTE_MS
         prev_first = day_first - DAY_MINUTES * MINUTE_MS
-        held = [b for b in all_bars if b.minute >= ring_first]
         day = [b for b in held if b.minute >= day_first]
         prev = [b for b in held if prev_first <= b.minute < day_first]
         earlier = [b for b in held if b.minute < day_first]
-        last = max(held, key=lambda b: (b.ts_last, b.ts_recv, b.id))
+        last = held[-1]
         first = min(day, key=lambda b: (b.ts_first, b.id)) if day else None
         open_24h = first.open if first else None
-        ago = max(earlier, key=lambda b: (b.ts_last, b.ts_recv, b.id)).close if earlier else open_24h
+        ago = earlier[-1].close if earlier else open_24h
         info = universe[asset]
         volume = sum(b.notional_usd for b in day)
         volume_prev = sum(b.notional_usd for b in prev)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,40 +29,11 @@ log = logging.getLogger("cryptopulse.processor.reference")
 READY_TIMEOUT_S = 15.0
 
 
-async def run_reference_reader(ctx: Context) -> None:
-    """Tail ``cryptopulse.assets`` from its start; ``ctx.reference_ready`` is set once caught up
-    (or after a timeout: the bundled universe is already loaded)."""
-    tp = TopicPartition(topics.ASSETS.name, 0)
-    consumer = make_consumer(ctx.kafka, group_id=None, enable_auto_commit=False)
-    started = time.monotonic()
-    try:
-        await consumer.start()
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while True:
-            batches = await consumer.getmany(tp, timeout_ms=300, max_records=1000)
-            changed = False
-            for record in batches.get(tp, []):
-                changed |= apply_record(ctx, record.value)
-            if changed:
-                on_change(ctx)
-            if not ctx.reference_ready.is_set() and (await consumer.position(tp) >= end
-                                                     or time.monotonic() - started > READY_TIMEOUT_S):
-                ctx.reference_ready.set()
-                log.info("reference data: %d assets", len(ctx.universe.assets))
-    except (KafkaError, OSError) as exc:
-        log.warning("assets topic unreadable (%s); using the bundled universe", exc)
-        ctx.reference_ready.set()
-    finally:
-        await consumer.stop()
-
-
-async def run_history_reader(ctx: Context) -> None:
-    """Read ``cryptopulse.candle-history`` to its end and seed the indicators before the sector
-    stage processes its first live bucket (it waits on ``ctx.history_ready``); later history
-    records are seeded as they come (the engine ignores candles older than a series' last)."""
-    tp = TopicPartition(topics.CANDLE_HISTORY.name, 0)
+async def tail(ctx: Context, topic: topics.Topic, ready: asyncio.Event, ready_timeout: float,
+               handle: Callable[[list[bytes | None]], None], what: str) -> None:
+    """Read partition 0 of ``topic`` from its start, without a consumer group, for ever; ``ready``
+    is set once the end seen at start-up is reached (or after ``ready_timeout``)."""
+    tp = TopicPartition(topic.name, 0)
     consumer = make_consumer(ctx.kafka, group_id=None, enable_auto_commit=False)
     started = time.monotonic()
     try:
@@ -71,16 +43,36 @@ async def run_history_reader(ctx: Context) -> None:
         end = (await consumer.end_offsets([tp]))[tp]
         while True:
             batches = await consumer.getmany(tp, timeout_ms=300, max_records=5000)
-            seed_history(ctx, [r.value for r in batches.get(tp, [])])
-            if not ctx.history_ready.is_set() and (await consumer.position(tp) >= end
-                                                   or time.monotonic() - started > READY_TIMEOUT_S * 4):
-                ctx.history_ready.set()
-                log.info("candle history read: %d series", len(ctx.signals.series))
+            handle([r.value for r in batches.get(tp, [])])
+            if not ready.is_set() and (await consumer.position(tp) >= end
+                                       or time.monotonic() - started > ready_timeout):
+                ready.set()
+                log.info("%s read", what)
     except (KafkaError, OSError) as exc:
-        log.warning("candle-history topic unreadable (%s); indicators start without history", exc)
-        ctx.history_ready.set()
+        log.warning("%s unreadable (%s); going on without it", what, exc)
+        ready.set()
     finally:
         await consumer.stop()
+
+
+async def run_reference_reader(ctx: Context) -> None:
+    """Tail ``cryptopulse.assets``; the bundled universe stands until the topic says otherwise."""
+    def handle(values: list[bytes | None]) -> None:
+        changed = False
+        for value in values:
+            changed |= apply_record(ctx, value)
+        if changed:
+            on_change(ctx)
+
+    await tail(ctx, topics.ASSETS, ctx.reference_ready, READY_TIMEOUT_S, handle, "reference data (assets)")
+
+
+async def run_history_reader(ctx: Context) -> None:
+    """Read ``cryptopulse.candle-history`` to its end and seed the indicators before the sector
+    stage processes its first live bucket (it waits on ``ctx.history_ready``); later history
+    records are seeded as they come (the engine ignores candles older than a series' last)."""
+    await tail(ctx, topics.CANDLE_HISTORY, ctx.history_ready, READY_TIMEOUT_S * 4,
+               lambda values: seed_history(ctx, values), "candle history")
 
 
 def seed_history(ctx: Context, values: list[bytes | None]) -> None:

@@ -116,6 +116,7 @@ def attach(app: faust.App, ctx: Context) -> None:
         now = time.monotonic()
         for asset, value in ctx.assets.due(now):
             await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
+            await alerts(ctx.signals.on_asset(value))
         for key, value in ctx.liquidations.due(now):
             await publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
             await alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
@@ -220,6 +221,18 @@ def attach(app: faust.App, ctx: Context) -> None:
     @app.timer(0.1)
     async def _conflation_timer() -> None:
         await flush()
+
+    @app.timer(5.0)
+    async def _gauges() -> None:
+        for name, table in (("asset-buckets", asset_table), ("liquidations", liq_table),
+                            ("sector-buckets", sector_table)):
+            metrics.STATE_KEYS.labels(name).set(len(table.data))
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = getattr(consumer, "_committed_offset", {}).get(tp)  # no public position per tp
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - (position or 0)))
 
     @app.task
     async def _short_fetch_wait() -> None:

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,8 +17,10 @@ from jsonschema import Draft202012Validator
 
 from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
+from services.common.settings import KafkaSettings, load
 from services.processor import oracle
-from services.processor.reference import bundled_universe
+from services.processor.reference import BUNDLED_ASSETS, bundled_universe
+from services.processor.reference_io import load_assets
 from tests.processor.data import market
 from tests.processor.helpers import bar, differences, produce, read_latest, wait_until
 
@@ -69,7 +72,8 @@ def agrees(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]], timeout:
         raise AssertionError("\n".join(mismatch(broker, expected)[:10])) from None
 
 
-def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]
+def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: EmbeddedBroker, services,
+                                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env = worker_env(broker)
     worker = services("process", env=env)
     bars, liqs = market(seed=1, bars_per_asset=150, minutes=3_000, liquidations=80)
@@ -77,7 +81,8 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
            orjson.dumps({**orjson.loads(orjson.dumps(bars[0])), "close": -1})]
     asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, [("BTC", raw) for raw in bad]))
     send(broker, bars + bars[:20], liqs)           # 20 bars delivered twice
-    agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    expected = oracle.compute(bars, liqs, bundled_universe())
+    agrees(broker, expected, timeout=60)
     assert_valid(broker)
     letters = read_latest(broker.bootstrap, topics.DEADLETTER.name)
     assert letters["processor:trade_bars"]["reason"]
@@ -86,6 +91,18 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
     redelivered = sum(metric(body, f'cryptopulse_processor_events_total{{outcome="{o}",stream="trade_bars"}}')
                       for o in ("duplicate", "late_dropped"))   # the first bars are older than the ring by then
     assert redelivered == 20
+    # reference data: a new supply on the assets topic is applied without a restart
+    data = json.loads(BUNDLED_ASSETS.read_text())
+    for asset in data["assets"]:
+        if asset["asset"] == "BTC":
+            asset["circulating_supply"] *= 2
+    changed = tmp_path / "assets.json"
+    changed.write_text(json.dumps(data))
+    assert asyncio.run(load_assets(load(KafkaSettings, broker_port=broker.port), changed)) == len(data["assets"])
+    price = expected["asset-stats"]["BTC"]["price"]
+    supply = next(a["circulating_supply"] for a in data["assets"] if a["asset"] == "BTC")
+    wait_until(lambda: read_latest(broker.bootstrap, topics.ASSET_STATS.name)["BTC"]["market_cap_usd"]
+               == price * supply, timeout=30)
     started = time.monotonic()
     assert worker.stop(signal.SIGTERM, timeout=15) == 0
     assert time.monotonic() - started < 10

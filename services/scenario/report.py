@@ -9,12 +9,14 @@ only when everything passes.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 import orjson
 from websockets.exceptions import ConnectionClosed
 
+from services.common import topics
 from services.gateway.client import GatewayClient
 from services.scenario.figures import (
     CANDLES,
@@ -28,13 +30,14 @@ from services.scenario.figures import (
     live_values,
 )
 
+ALERT_KINDS: tuple[str, ...] = tuple(json.loads(topics.ALERTS.schema_path.read_text())["properties"]["kind"]["enum"])
 # The gateway queues a subscription's history at once and closes a connection whose queue
 # overflows (gateway_queue_size, 1000 by default): each group gets its own connection and a history
 # that stays below that bound.
 GROUPS: tuple[tuple[tuple[str, ...], int], ...] = (
     (tuple(c for c in REPORT_CHANNELS if c not in (INDICATORS, CANDLES) and not c.startswith("alerts:")), 0),
     ((INDICATORS, CANDLES), 400),
-    (("alerts:*",), 100),
+    *(((f"alerts:{kind}",), 900) for kind in ALERT_KINDS),
 )
 Records = dict[str, list[dict[str, Any]]]
 
@@ -45,7 +48,7 @@ async def _channel_group(url: str, channels: tuple[str, ...], history: int, time
     passed without a message, or ``timeout``."""
     client = GatewayClient(url, list(channels), token=token, history=history)
     records: Records = {}
-    wanted = {c for c in channels if not c.endswith("*")}
+    wanted = {c for c in channels if not c.endswith("*") and not c.startswith("alerts:")}
     deadline = time.monotonic() + timeout
     stream = client.messages(reconnect=False)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -199,3 +200,15 @@ def test_deadletters_are_exactly_the_malformed_frames(stack: Stack, final: Any) 
     letters = sorted(v["raw"] for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER))
     assert len(malformed) > 50
     assert letters == malformed
+
+
+def test_cryptopulse_report_command(stack: Stack, final: Any) -> None:
+    done = subprocess.run([sys.executable, "-m", "services.cli", "report", "--json", "--url", stack.url,
+                           "--timeout", "30"], capture_output=True, text=True, timeout=90)
+    doc = json.loads(done.stdout)
+    assert len(doc["figures"]) == 23 and len(doc["signals"]) == 5
+    assert done.returncode == (0 if doc["ok"] else 1)
+    assert [f["id"] for f in doc["figures"] if not f["pass"]] == [], stack.logs()
+    table = subprocess.run([sys.executable, "-m", "services.cli", "report", "--url", stack.url, "--timeout", "30"],
+                           capture_output=True, text=True, timeout=90)
+    assert "total_cap" in table.stdout and "$3.38T ±1%" in table.stdout

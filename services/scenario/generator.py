@@ -45,6 +45,9 @@ from services.scenario.wire import (
 
 VOLUME_SHARE = {BINANCE: 0.5, BYBIT: 0.3, OKX: 0.2}
 LIQUIDATION_SHARE = {BINANCE: 0.45, BYBIT: 0.35, OKX: 0.20}
+# The week's last liquidation falls in its last minute: the liquidation windows end with the
+# bucket of the latest liquidation (docs/semantics.md), so the 24 h window is the day 2025-01-27.
+LAST_LIQUIDATION = (7, "BTC", "short")
 MALFORMED_KINDS = ("invalid_json", "missing_price", "nan_price", "unknown_instrument", "negative_size")
 # (container of the trade fields, price key, size key, symbol key) per venue's trade frame
 _TRADE_FIELDS = {BINANCE: ("data", "p", "q", "s"), BYBIT: ("data0", "p", "v", "s"), OKX: ("data0", "px", "sz", "instId")}
@@ -129,6 +132,8 @@ class FrameGenerator:
             total = sum(weights)
             profile = self.liquidation_profiles[(budget.day, budget.side)]
             minutes = rng.choices(range(DAY_MINUTES), weights=profile, k=budget.count)
+            if (budget.day, budget.asset, budget.side) == LAST_LIQUIDATION:
+                minutes[0] = DAY_MINUTES - 1
             for w, minute in zip(weights, minutes, strict=True):
                 venue = rng.choices(venues, weights=shares)[0]
                 ts = START_MS + (budget.day * DAY_MINUTES + minute) * MINUTE_MS + rng.randrange(58_000)

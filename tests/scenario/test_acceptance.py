@@ -191,6 +191,11 @@ def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
         for field in ("long_usd", "short_usd", "total_usd", "long_count", "short_count", "count"):
             assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-6), (key, field)
             compared += 1
+    for sector, want in expected["sector-caps"].items():
+        got = records[f"sector:{sector}"][-1]
+        for field in ("cap_usd", "cap_24h_ago_usd", "change_24h_pct", "volume_24h_usd", "volume_prev_24h_usd"):
+            assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-9), (sector, field)
+            compared += 1
     assert compared > 500
 
 

@@ -106,6 +106,10 @@ def test_the_processors_oracle_agrees_with_the_batch(week: tuple[Parsed, list[st
     ai = [a for a in stats.values() if "ai" in a["sectors"]]
     assert sum(a["volume_24h_usd"] for a in ai) == pytest.approx(live["ai_volume_24h"], rel=1e-12)
     assert sum(a["market_cap_usd"] for a in ai) == pytest.approx(live["ai_cap"], rel=1e-12)
+    sectors = expected["sector-caps"]
+    assert sectors["total"]["cap_usd"] == pytest.approx(live["total_cap"], rel=1e-12)
+    assert sectors["total"]["change_24h_pct"] == pytest.approx(live["total_cap_change_24h"], abs=1e-9)
+    assert sectors["ai"]["volume_change_24h_pct"] == pytest.approx(live["ai_volume_change_24h"], abs=1e-9)
 
 
 def test_design_caps_match_the_article() -> None:

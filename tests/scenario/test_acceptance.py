@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,11 +24,11 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import Liquidation, TradeBar
 from services.gateway.protocol import FAMILY_BY_TOPIC
-from services.scenario.figures import check_signals, evaluate_live, live_values
+from services.scenario.figures import check_signals, evaluate_live, live_values, utc_date
 from services.scenario.paths import END_MS
 from services.scenario.report import collect
 from services.scenario.source import open_scenario
-from tests.conftest import ServiceProcess, start_broker
+from tests.conftest import ARTIFACTS, ServiceProcess, start_broker
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -130,6 +131,10 @@ class Stack:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        saved = ARTIFACTS / "scenario-acceptance"
+        saved.mkdir(parents=True, exist_ok=True)
+        for proc in self.procs:
+            shutil.copyfile(proc.log_path, saved / proc.log_path.name)
 
 
 @pytest.fixture(scope="module")
@@ -156,16 +161,24 @@ def _failures(records: dict[str, list[dict[str, Any]]], alerts: list[dict[str, A
     return failed
 
 
+def _closes(records: dict[str, list[dict[str, Any]]]) -> list[tuple[str, Any, Any]]:
+    """The daily total-cap closes and RSI the processor emitted (shown when a figure fails)."""
+    last = {r["open_time"]: r for r in records.get("indicators:total:1d", []) if "open_time" in r}
+    return [(utc_date(t), r.get("close"), r.get("rsi14")) for t, r in sorted(last.items())]
+
+
 def test_every_figure_and_signal_on_the_derived_topics(stack: Stack, final: Any) -> None:
     records, alerts = final
     assert records.get("sector:total"), stack.logs()
     assert records["sector:total"][-1]["ts"] == FINAL_TS
-    assert _failures(records, alerts) == [], stack.logs()
+    failed = _failures(records, alerts)
+    assert not failed, (failed, _closes(records), stack.logs())
 
 
 def test_every_figure_and_signal_through_the_gateway(stack: Stack, final: Any) -> None:
     records, alerts = asyncio.run(collect(stack.url, timeout=30))
-    assert _failures(records, alerts) == [], stack.logs()
+    failed = _failures(records, alerts)
+    assert not failed, (failed, _closes(records), stack.logs())
     signals = check_signals(live_values(records), alerts)
     raised = [s.alert for s in signals]
     assert all(raised[1:4]), (raised, [(a.get("kind"), a.get("subject")) for a in alerts])   # drawdown, surge, cascade

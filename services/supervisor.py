@@ -83,6 +83,9 @@ class Stack:
         asyncio.run(wait_for_kafka(bootstrap, timeout=15))
         created = asyncio.run(create_topics(bootstrap))
         self.say(f"topics ready on {bootstrap} ({len(created)} created)")
+        loaded = asyncio.run(ensure_reference_data(self.kafka))
+        if loaded:
+            self.say(f"reference data: {loaded} assets loaded from the bundled universe")
         return bootstrap
 
     def start_children(self, bootstrap: str) -> None:
@@ -159,6 +162,27 @@ class Stack:
                 child.pump.join(timeout=2)
         if self.broker:
             self.broker.stop()
+
+
+async def ensure_reference_data(kafka: KafkaSettings) -> int:
+    """Publish the bundled asset universe when the assets topic is empty (a fresh embedded broker,
+    a new cluster); a cluster that already has reference data keeps it. Returns how many were loaded."""
+    from aiokafka import TopicPartition
+
+    from services.common.kafka import make_consumer
+    from services.common.topics import ASSETS
+    from services.processor.reference_io import load_assets
+
+    consumer = make_consumer(kafka)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(ASSETS.name, p) for p in range(ASSETS.partitions)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    if any(ends.values()):
+        return 0
+    return await load_assets(kafka)
 
 
 def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]:

@@ -11,5 +11,7 @@ def setup_logging(level: str = "INFO", service: str = "") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format=fmt, force=True)
     if service:
         logging.getLogger().name = service
+    chosen = logging.getLevelName(level.upper())
     for noisy in ("aiokafka", "kafka", "faust", "mode", "websockets"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+        # Libraries stay at WARNING unless DEBUG is asked for explicitly.
+        logging.getLogger(noisy).setLevel(chosen if chosen == logging.DEBUG else max(logging.WARNING, chosen))

@@ -36,6 +36,7 @@ def test_up_delivers_updates_and_ctrl_c_leaves_no_process(up) -> None:  # type: 
     stack.wait_for_output(READY, timeout=30)
     out = stack.output()
     assert "ws://" in out and "/metrics" in out and "replaying: replay:" in out
+    assert "reference data: " in out and " assets loaded" in out
     started = time.monotonic()
     latest = asyncio.run(collect(stack.ws_url, ["asset:*", "liquidations:24h:all"],
                                  until=lambda got: any(c.startswith("asset:") for c in got)

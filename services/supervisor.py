@@ -217,6 +217,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         ingest_args += ["--source", args.source]
     if args.speed:
         ingest_args += ["--speed", args.speed]
+    if args.density:
+        ingest_args += ["--density", args.density]
     stack = Stack(kafka, build_children([], ingest_args), supervisor.stop_timeout)
     if kafka.log_level:
         stack.env[env_name("log_level")] = kafka.log_level
@@ -249,6 +251,7 @@ def register(sub: Any) -> None:
     add_kafka_flags(up)
     up.add_argument("--source", help="ingest source (default: the built-in scenario); see `ingest --help`")
     up.add_argument("--speed", help="replay speed: 1, N or max")
+    up.add_argument("--density", help="scenario trades per asset per minute per venue (default 0.1)")
     up.set_defaults(handler=cmd_up)
 
 

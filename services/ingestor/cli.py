@@ -33,6 +33,9 @@ def _ingest_flags(parser: argparse.ArgumentParser, *, speed_only: bool = False) 
     if not speed_only:
         parser.add_argument("--source", help="scenario | replay:PATH | live (CRYPTOPULSE_INGEST_SOURCE)")
     parser.add_argument("--speed", help="replay speed: 1 (real time), N (N x faster) or max")
+    if not speed_only:
+        parser.add_argument("--density", type=float,
+                            help="scenario trades per asset per minute per venue (CRYPTOPULSE_SCENARIO_DENSITY)")
     parser.add_argument("--hold", action=argparse.BooleanOptionalAction, default=None,
                         help="after a finite source ends, keep serving metrics (CRYPTOPULSE_HOLD)")
     parser.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_INGESTOR_METRICS_PORT)")

@@ -85,7 +85,8 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 
-async def open_source(settings: IngestorSettings) -> tuple[Source, list[Record], str]:
+async def open_source(settings: IngestorSettings,
+                      density: float | None = None) -> tuple[Source, list[Record], str]:
     """(frames, reference records to publish first, description) for ``ingest_source``."""
     source = settings.ingest_source
     speed = parse_speed(settings.replay_speed)
@@ -95,7 +96,7 @@ async def open_source(settings: IngestorSettings) -> tuple[Source, list[Record],
             raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
         return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
     if source == "scenario":
-        scenario = open_scenario(settings)
+        scenario = open_scenario(settings, density=density)
         reference = [(topic.name, key.encode(), orjson.dumps(value))
                      for topic, key, value in scenario.reference_records()]
         return paced(scenario.frames(), speed), reference, scenario.describe()
@@ -104,11 +105,12 @@ async def open_source(settings: IngestorSettings) -> tuple[Source, list[Record],
     raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
 
 
-async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None) -> int:
+async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
+                 density: float | None = None) -> int:
     from services.ingestor.service import Ingestor, build_pipeline, build_publisher
     from services.ingestor.venues.registry import venues
 
-    frames, reference, description = await open_source(settings)
+    frames, reference, description = await open_source(settings, density)
     await wait_for_kafka(kafka.bootstrap)
     if metrics_port is not None:
         from services.common import topics
@@ -146,7 +148,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
                     ingest_venues=tuple(args.venues) if args.venues else None,
                     ingestor_metrics_port=args.metrics_port)
     setup_logging(kafka.log_level, "ingestor")
-    return asyncio.run(ingest(settings, kafka, settings.ingestor_metrics_port))
+    return asyncio.run(ingest(settings, kafka, settings.ingestor_metrics_port, getattr(args, "density", None)))
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

@@ -147,7 +147,7 @@ class Scenario(Protocol):
     def describe(self) -> str: ...
 
 
-def open_scenario(settings: Any) -> Scenario:
+def open_scenario(settings: Any, **overrides: Any) -> Scenario:
     try:
         module = importlib.import_module("services.scenario.source")
     except ModuleNotFoundError as exc:
@@ -155,7 +155,7 @@ def open_scenario(settings: Any) -> Scenario:
             raise SourceError("the scenario source is not available yet (services.scenario.source is "
                               "missing): use --source replay:PATH or --source live") from None
         raise
-    scenario: Scenario = module.open_scenario(settings)
+    scenario: Scenario = module.open_scenario(settings, **overrides)
     return scenario
 
 

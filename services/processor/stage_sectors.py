@@ -86,8 +86,12 @@ class SectorStage:
         self.sectors = Conflator(emit_interval)
         self.candles = Conflator(emit_interval)
         self.dirty_from: int | None = None        # earliest minute whose cap points must be recomputed
+        self.stale: list[tuple[int, int]] = []     # [from, to) minutes an eviction changed
+        self.points_from = 0                       # no cap point is kept before this minute
+        self.points_to = -1                        # cap points are computed up to this minute
         self.points: dict[str, dict[int, float]] = {}
-        self.open_times: dict[str, int] = {}       # series:interval -> open_time of the last emitted candle
+        self.open_times: dict[str, int] = {}       # series:interval -> open_time of its current interval
+        self.closed: list[dict[str, Any]] = []     # closed candles not yet emitted (never conflated)
         self.max_ts_recv = 0
 
     # -- input ----------------------------------------------------------------------------
@@ -103,16 +107,20 @@ class SectorStage:
             self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
         return changes
 
-    def _put(self, asset: str, minute: int, bucket: Bucket) -> None:
+    def _put(self, asset: str, minute: int, bucket: Bucket, close: bool = True) -> None:
         mirror = self.mirrors.get(asset)
         if mirror is None:
             mirror = self.mirrors[asset] = Mirror(asset)
+        if close:
+            self._close_intervals(asset, max(mirror.now_ts, bucket.close_key[0]))
+            self._close_intervals(None, max(self.now_ts, bucket.close_key[0]))
         evicted_from = mirror.put(minute, bucket)
         self.now_ts = max(self.now_ts, mirror.now_ts)
         self.dirty_from = minute if self.dirty_from is None else min(self.dirty_from, minute)
         if evicted_from is not None and (not mirror.minutes or mirror.minutes[0] > ring_start(minute_of(self.now_ts))):
             # the asset's price before its oldest remaining bucket is no longer known
-            self.dirty_from = min(self.dirty_from, evicted_from)
+            self.stale.append((evicted_from, mirror.minutes[0] if mirror.minutes else minute_of(self.now_ts)))
+        self._track_intervals(asset)
         for sector in self.universe.sectors():     # every sector moves with the processor-wide now
             self.sectors.mark(sector)
             for interval in INTERVALS:
@@ -122,10 +130,47 @@ class SectorStage:
 
     def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:
         self.mirrors.clear()
-        self.now_ts, self.dirty_from, self.points = -1, None, {}
+        self.now_ts, self.dirty_from, self.points, self.open_times = -1, None, {}, {}
+        self.stale, self.points_from, self.points_to = [], 0, -1
         for _key, raw in sorted(items, key=lambda kv: split_key(kv[0])[1]):
             rec = orjson.loads(raw)
-            self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]))
+            self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
+
+    # -- interval closes --------------------------------------------------------------------
+
+    def _track_intervals(self, asset: str) -> None:
+        """Remember the interval each touched series is in (the one its next close will end)."""
+        for series in (asset, *self.universe.sectors()):
+            series_now = self.series_now(series)
+            if series_now < 0:
+                continue
+            for interval in INTERVALS:
+                key = f"{series}:{interval}"
+                if key not in self.open_times:
+                    self.open_times[key] = open_time_of(series_now, interval)
+
+    def _close_intervals(self, asset: str | None, new_now: int) -> None:
+        """Queue the closed candle of every interval a series leaves when its now becomes ``new_now``.
+
+        Computed at once, before later input can evict its buckets (a fast replay crosses many
+        intervals within one emission interval); ``asset`` None stands for the cap series.
+        """
+        series_list = [asset] if asset is not None else list(self.universe.sectors())
+        refreshed = False
+        for series in series_list:
+            for interval in INTERVALS:
+                key = f"{series}:{interval}"
+                previous = self.open_times.get(key)
+                new_open = open_time_of(new_now, interval)
+                if previous is None or previous >= new_open:
+                    continue
+                if asset is None and not refreshed:
+                    self.refresh_points()
+                    refreshed = True
+                candle = self.candle(series, interval, previous, closed=True)
+                if candle is not None:
+                    self.closed.append(candle)
+                self.open_times[key] = new_open
 
     def on_universe_change(self) -> None:
         if self.mirrors:
@@ -155,10 +200,10 @@ class SectorStage:
 
     # -- cap points and candles -----------------------------------------------------------
 
-    def _point(self, sector: str, minute: int) -> float | None:
+    def _point(self, members: list[str], minute: int) -> float | None:
         total = 0.0
         priced = False
-        for asset in self.universe.members(sector):
+        for asset in members:
             info = self.universe.assets[asset]
             mirror = self.mirrors.get(asset)
             price = mirror.close_at(minute) if mirror else None
@@ -170,32 +215,46 @@ class SectorStage:
         return total if priced else None
 
     def refresh_points(self) -> None:
-        """Recompute the cap series' minute-close points from ``dirty_from`` to ``now``."""
-        if self.now_ts < 0 or self.dirty_from is None:
-            return
+        """Recompute the cap series' minute-close points from ``dirty_from`` to ``now`` and in the
+        ranges evictions changed; drop the points older than the ring (incrementally)."""
         now_minute = minute_of(self.now_ts)
-        first = max(self.dirty_from, ring_start(now_minute))
+        if self.now_ts < 0 or (self.dirty_from is None and not self.stale and self.points_to >= now_minute):
+            return
+        start = ring_start(now_minute)
+        end = now_minute + MINUTE_MS
+        ranges = [(max(a, start), min(b, end)) for a, b in self.stale]
+        ranges.append((max(self.points_to + MINUTE_MS, start), end))
+        if self.dirty_from is not None:
+            ranges.append((max(self.dirty_from, start), end))
+        minutes = sorted({m for a, b in ranges for m in range(a, b, MINUTE_MS)})
         for sector in self.universe.sectors():
             pts = self.points.setdefault(sector, {})
-            for old in [m for m in pts if m < ring_start(now_minute)]:
-                del pts[old]
-            for minute in range(first, now_minute + MINUTE_MS, MINUTE_MS):
-                value = self._point(sector, minute)
+            if start - self.points_from > len(pts) * MINUTE_MS:
+                for old in [m for m in pts if m < start]:
+                    del pts[old]
+            else:
+                for old in range(self.points_from, start, MINUTE_MS):
+                    pts.pop(old, None)
+            members = self.universe.members(sector)
+            for minute in minutes:
+                value = self._point(members, minute)
                 if value is None:
                     pts.pop(minute, None)
                 else:
                     pts[minute] = value
-        self.dirty_from = None
+        self.points_from, self.points_to = max(self.points_from, start), now_minute
+        self.dirty_from, self.stale = None, []
 
     def candle(self, series: str, interval: str, open_time: int, closed: bool) -> dict[str, Any] | None:
         end = open_time + INTERVAL_MS[interval]
         mirror = self.mirrors.get(series)
         if mirror is not None:
-            ohlc = bucket_ohlc((m, b) for m, b in mirror.buckets.items() if open_time <= m < end)
+            lo, hi = bisect.bisect_left(mirror.minutes, open_time), bisect.bisect_left(mirror.minutes, end)
+            ohlc = bucket_ohlc((m, mirror.buckets[m]) for m in mirror.minutes[lo:hi])
             ts = mirror.now_ts if not closed else min(mirror.now_ts, end - 1)
         else:
             pts = self.points.get(series, {})
-            ohlc = points_ohlc(pts[m] for m in sorted(pts) if open_time <= m < end)
+            ohlc = points_ohlc(pts[m] for m in range(open_time, end, MINUTE_MS) if m in pts)
             ts = self.now_ts if not closed else min(self.now_ts, end - 1)
         return None if ohlc is None else candle_value(series, interval, open_time, ohlc, closed, ts)
 
@@ -204,26 +263,20 @@ class SectorStage:
         return mirror.now_ts if mirror is not None else self.now_ts
 
     def due_candles(self, now: float) -> list[dict[str, Any]]:
-        """Candles to emit: a closed one when its series entered a new interval, then the forming one."""
+        """Candles to emit: every closed candle queued since the last call (in order, never
+        conflated), then the forming candle of each series whose emission interval has passed."""
+        out, self.closed = self.closed, []
         keys = self.candles.ready(now)
         if not keys:
-            return []
+            return out
         self.refresh_points()
-        out = []
         for key in keys:
             series, interval = key.rsplit(":", 1)
             series_now = self.series_now(series)
             if series_now < 0:
                 continue
-            open_time = open_time_of(series_now, interval)
-            previous = self.open_times.get(key)
-            if previous is not None and previous < open_time:
-                closed = self.candle(series, interval, previous, closed=True)
-                if closed is not None:
-                    out.append(closed)
-            forming = self.candle(series, interval, open_time, closed=False)
+            forming = self.candle(series, interval, open_time_of(series_now, interval), closed=False)
             if forming is not None and self.candles.changed(key, forming, now):
-                self.open_times[key] = open_time
                 out.append(forming)
         return out
 

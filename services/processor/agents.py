@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -25,9 +25,18 @@ from services.common.events import InvalidEvent, Liquidation
 from services.processor import metrics
 from services.processor.app import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
+from services.processor.timeutil import LIQUIDATION_WINDOWS
 from services.processor.validate import parse_liquidation
 
 TableChange = tuple[int, str, bytes | None]
+DERIVED_TOPICS = (topics.ASSET_STATS, topics.SECTOR_CAPS, topics.LIQUIDATION_TOTALS, topics.CANDLES,
+                  topics.INDICATORS, topics.ALERTS)
+
+
+def alert_kinds() -> list[str]:
+    """The alert kinds of the alert schema (the bounded ``kind`` label)."""
+    schema = orjson.loads(topics.ALERTS.schema_path.read_bytes())
+    return list(schema["properties"]["kind"]["enum"])
 
 
 class Sender:
@@ -62,8 +71,6 @@ class Sender:
         futures, self.futures = self.futures, []
         if futures:
             await asyncio.gather(*futures)
-
-
 
 
 def table_items(table: Any) -> list[tuple[str, bytes]]:
@@ -119,16 +126,20 @@ def attach(app: faust.App, ctx: Context) -> None:
             await alerts(ctx.signals.on_asset(value))
         for key, value in ctx.liquidations.due(now):
             await publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
+            metrics.observe_liquidations(value)
             await alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
         if ctx.history_ready.is_set():
             for value in ctx.sectors.due_sectors(now):
                 await publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
+                metrics.observe_sector(value)
                 await alerts(ctx.signals.on_sector(value))
+            cap_series = set(ctx.universe.sectors())
             for candle in ctx.sectors.due_candles(now):
                 key = f"{candle['series']}:{candle['interval']}"
                 indicators, raised = ctx.signals.on_candle(dict(candle))
                 await publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
                 await publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
+                metrics.observe_indicators(indicators, cap_series)
                 await alerts(raised)
 
     async def alerts(raised: list[dict[str, Any]]) -> None:
@@ -144,6 +155,14 @@ def attach(app: faust.App, ctx: Context) -> None:
         return None if value is None else value.get("change_24h_pct")
 
     bars_out, liqs_out, totals_out, sectors_out = Sender(app), Sender(app), Sender(app), Sender(app)
+    metrics.init_series((t.name for t in DERIVED_TOPICS), alert_kinds(), LIQUIDATION_WINDOWS,
+                        ctx.universe.sectors())
+
+    def _lag_series(_app: Any, *args: Any, **_: Any) -> None:
+        for tp in args[0]:   # the assigned topic partitions
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition))
+
+    app.on_partitions_assigned.connect(cast(Any, _lag_series))   # mode's generic signature defeats mypy
 
     @asset_table.on_recover
     async def _recover_assets() -> None:

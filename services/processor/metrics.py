@@ -1,10 +1,16 @@
 """Prometheus metrics of the processor, declared once (names: cryptopulse_processor_<what>_<unit>).
 
 ``stream`` is one of the processor's input streams (trade_bars, liquidations, assets,
-candle_history); ``outcome`` is applied, duplicate, late_dropped or deadletter.
+candle_history, asset_minutes); ``outcome`` is applied, duplicate, late_dropped or deadletter.
 """
 
+import math
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.metrics import init_children
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -37,5 +43,49 @@ LIQUIDATIONS_USD = Gauge("cryptopulse_processor_liquidations_usd",
                          "Liquidated notional of scope all in each rolling window, by closed position side, USD.",
                          ["window", "side"])
 RSI = Gauge("cryptopulse_processor_rsi",
-            "RSI(14) of a cap series (total or a sector id) per candle interval (1h, 1d), 0-100.",
+            "RSI(14) of a cap series (total or a sector id) per candle interval (1h, 1d), 0-100; "
+            "NaN until the series has 15 closes.",
             ["series", "interval"])
+
+STREAMS = ("trade_bars", "liquidations", "assets", "candle_history", "asset_minutes")
+OUTCOMES = ("applied", "duplicate", "late_dropped", "deadletter")
+TABLES = ("asset-buckets", "liquidations", "sector-buckets", "signals")
+RSI_INTERVALS = ("1h", "1d")
+SIDES = ("long", "short")
+
+
+def init_series(update_topics: Iterable[str], alert_kinds: Iterable[str], windows: Iterable[str],
+                cap_series: Iterable[str]) -> None:
+    """Export every labeled series with a known label set from start-up (at 0). RSI starts as NaN
+    (not defined yet); the sector gauges appear with their first value (0 would be a false reading)."""
+    init_children(EVENTS, STREAMS, OUTCOMES)
+    init_children(DEADLETTERS, STREAMS)
+    init_children(PROCESSING, STREAMS)
+    init_children(UPDATES, tuple(update_topics))
+    init_children(ALERTS, tuple(alert_kinds))
+    init_children(STATE_KEYS, TABLES)
+    init_children(LIQUIDATIONS_USD, tuple(windows), SIDES)
+    for series in cap_series:
+        for interval in RSI_INTERVALS:
+            RSI.labels(series, interval).set(math.nan)
+
+
+def observe_sector(value: dict[str, Any]) -> None:
+    SECTOR_CAP.labels(value["sector"]).set(value["cap_usd"])
+    change = value.get("change_24h_pct")
+    if change is not None:
+        SECTOR_CHANGE.labels(value["sector"]).set(change / 100.0)
+
+
+def observe_liquidations(value: dict[str, Any]) -> None:
+    """Totals of scope ``all`` only (per-asset/exchange scopes would make the labels unbounded)."""
+    if value["scope"] == "all":
+        LIQUIDATIONS_USD.labels(value["window"], "long").set(value["long_usd"])
+        LIQUIDATIONS_USD.labels(value["window"], "short").set(value["short_usd"])
+
+
+def observe_indicators(value: dict[str, Any], cap_series: Iterable[str]) -> None:
+    """RSI of the cap series (total and sectors; bounded) on the 1h/1d intervals."""
+    rsi = value.get("rsi14")
+    if rsi is not None and value["interval"] in RSI_INTERVALS and value["series"] in cap_series:
+        RSI.labels(value["series"], value["interval"]).set(rsi)

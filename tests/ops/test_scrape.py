@@ -102,10 +102,7 @@ def test_build_info_names_the_service(pipeline: Pipeline, service: str) -> None:
     assert infos[0]["service"] == service
 
 
-PROCESSOR_SERIES = pytest.mark.xfail(strict=False, reason="the processor does not pre-create its labeled series yet")
-
-
-@pytest.mark.parametrize("service", ["ingestor", pytest.param("processor", marks=PROCESSOR_SERIES), "gateway"])
+@pytest.mark.parametrize("service", ["ingestor", "processor", "gateway"])
 def test_every_labeled_metric_has_a_series_after_the_replay(pipeline: Pipeline, service: str) -> None:
     documented = for_service(all_metrics(), service)
     exposition = pipeline.scrape(service)

@@ -12,16 +12,20 @@ table partition is co-partitioned with its input and restored with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka import TopicPartition
 
 from services.common import topics
 from services.common.codec import dead_letter, now_ms
 from services.common.events import InvalidEvent, Liquidation
+from services.common.kafka import make_consumer
+from services.common.settings import KafkaSettings
 from services.processor import metrics
 from services.processor.app import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
@@ -29,6 +33,7 @@ from services.processor.timeutil import LIQUIDATION_WINDOWS
 from services.processor.validate import parse_liquidation
 
 TableChange = tuple[int, str, bytes | None]
+log = logging.getLogger("cryptopulse.processor")
 DERIVED_TOPICS = (topics.ASSET_STATS, topics.SECTOR_CAPS, topics.LIQUIDATION_TOTALS, topics.CANDLES,
                   topics.INDICATORS, topics.ALERTS)
 
@@ -71,6 +76,43 @@ class Sender:
         futures, self.futures = self.futures, []
         if futures:
             await asyncio.gather(*futures)
+
+
+RELOAD_TIMEOUT_S = 120.0
+
+
+async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[bytes, bytes]:
+    """The latest value per key of changelog partitions, read from their start with a plain consumer.
+
+    Faust's own recovery stops at the end offset ListOffsets reports; the embedded broker reports
+    the base offset of the last record batch + 1 (not the log end), so a restarted worker recovered
+    a changelog without its last batch (or, for a one-batch changelog, nothing). Reading until the
+    position passes that end returns the whole last batch, so this is exact on both brokers.
+    """
+    if not tps:
+        return {}
+    consumer = make_consumer(kafka, group_id=None, enable_auto_commit=False)
+    data: dict[bytes, bytes] = {}
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + RELOAD_TIMEOUT_S
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"changelog {sorted(pending)} not read within {RELOAD_TIMEOUT_S} s")
+            for records in (await consumer.getmany(*pending, timeout_ms=300, max_records=20_000)).values():
+                for record in records:
+                    if record.value is None:
+                        data.pop(record.key, None)
+                    else:
+                        data[record.key] = record.value
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return data
 
 
 def table_items(table: Any) -> list[tuple[str, bytes]]:
@@ -164,13 +206,25 @@ def attach(app: faust.App, ctx: Context) -> None:
 
     app.on_partitions_assigned.connect(cast(Any, _lag_series))   # mode's generic signature defeats mypy
 
+    async def reload(table: Any) -> None:
+        """Complete what Faust recovered with the changelog read to its true end (see read_changelog)."""
+        name = table.changelog_topic.get_topic_name()
+        tps = sorted(tp for tp in app.assignor.assigned_actives() if tp.topic == name)
+        data = await read_changelog(ctx.kafka, [TopicPartition(tp.topic, tp.partition) for tp in tps])
+        missing = len(set(data) - set(table.data))
+        table.data.update(data)
+        log.info("%s: %d keys from %d changelog partitions (%d beyond Faust's recovery)",
+                 name, len(data), len(tps), missing)
+
     @asset_table.on_recover
     async def _recover_assets() -> None:
+        await reload(asset_table)
         ctx.assets.rebuild(table_items(asset_table))
         metrics.STATE_KEYS.labels("asset-buckets").set(len(asset_table.data))
 
     @liq_table.on_recover
     async def _recover_liquidations() -> None:
+        await reload(liq_table)
         ctx.liquidations.rebuild(v for _, v in table_items(liq_table))
         metrics.STATE_KEYS.labels("liquidations").set(len(liq_table.data))
 
@@ -223,6 +277,7 @@ def attach(app: faust.App, ctx: Context) -> None:
 
     @sector_table.on_recover
     async def _recover_sectors() -> None:
+        await reload(sector_table)
         ctx.sectors.rebuild(table_items(sector_table))
         metrics.STATE_KEYS.labels("sector-buckets").set(len(sector_table.data))
 

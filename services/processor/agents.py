@@ -29,6 +29,7 @@ from services.common.settings import KafkaSettings
 from services.processor import metrics
 from services.processor.app import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
+from services.processor.signals import SignalEngine
 from services.processor.timeutil import LIQUIDATION_WINDOWS
 from services.processor.validate import parse_liquidation
 
@@ -115,6 +116,40 @@ async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dic
     return data
 
 
+BOOK_KEY = "__book__"
+
+
+def signal_state_changes(engine: SignalEngine, closed: Iterable[str],
+                         written: dict[str, bytes]) -> list[tuple[str, bytes]]:
+    """(key, state) to store after a flush: every series that closed a candle, and the book
+    (edge flags, liquidation figures) when it differs from what was written last."""
+    out = []
+    for key in sorted(closed):
+        state = engine.series_state(key)
+        if state is not None:
+            out.append((key, orjson.dumps(state)))
+    book = orjson.dumps(engine.book_state())
+    if written.get(BOOK_KEY) != book:
+        out.append((BOOK_KEY, book))
+    return out
+
+
+def load_signal_state(engine: SignalEngine, items: Iterable[tuple[str, bytes]]) -> int:
+    """Restore the engine from its table; returns how many series states were loaded."""
+    loaded = 0
+    for key, raw in items:
+        try:
+            state = orjson.loads(raw)
+            if key == BOOK_KEY:
+                engine.load_book_state(state)
+            else:
+                engine.load_series_state(key, state)
+                loaded += 1
+        except (ValueError, KeyError, TypeError) as exc:   # an older state format: start that key afresh
+            log.warning("signal state %s not restored: %s", key, exc)
+    return loaded
+
+
 def table_items(table: Any) -> list[tuple[str, bytes]]:
     return [(k.decode() if isinstance(k, bytes) else str(k), v) for k, v in table.data.items()]
 
@@ -145,6 +180,9 @@ def attach(app: faust.App, ctx: Context) -> None:
     asset_table = app.Table("asset-buckets", partitions=topics.TRADE_BARS.partitions, **as_bytes)
     liq_table = app.Table("liquidations", partitions=1, **as_bytes)
     sector_table = app.Table("sector-buckets", partitions=1, **as_bytes)
+    # one partition, so Faust's assignor puts it with the single-partition stages that feed the engine
+    signal_table = app.Table("signals", partitions=1, **as_bytes)
+    signal_written: dict[str, bytes] = {}
 
     def send_deadletters(stream: str, items: Iterable[tuple[bytes | None, str]]) -> None:
         for message, reason in items:
@@ -163,6 +201,7 @@ def attach(app: faust.App, ctx: Context) -> None:
 
     async def flush() -> None:
         now = time.monotonic()
+        closed: set[str] = set()
         for asset, value in ctx.assets.due(now):
             await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
             await alerts(ctx.signals.on_asset(value))
@@ -183,6 +222,23 @@ def attach(app: faust.App, ctx: Context) -> None:
                 await publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
                 metrics.observe_indicators(indicators, cap_series)
                 await alerts(raised)
+                if candle["closed"]:
+                    closed.add(key)
+        await save_signals(closed)
+
+    async def save_signals(closed: set[str]) -> None:
+        """Write the engine state that changed (closed series, the edge book) to its changelog table,
+        from the worker that owns it (another worker's edge flags are not kept across its restart)."""
+        name = signal_table.changelog_topic.get_topic_name()
+        if not any(tp.topic == name for tp in app.assignor.assigned_actives()):
+            return
+        changes: list[TableChange] = []
+        for key, value in signal_state_changes(ctx.signals, closed, signal_written):
+            signal_written[key] = value
+            changes.append((0, key, value))
+        if changes:
+            await signals_out.write_table(signal_table, changes)
+            await signals_out.delivered()
 
     async def alerts(raised: list[dict[str, Any]]) -> None:
         for alert in raised:
@@ -197,6 +253,7 @@ def attach(app: faust.App, ctx: Context) -> None:
         return None if value is None else value.get("change_24h_pct")
 
     bars_out, liqs_out, totals_out, sectors_out = Sender(app), Sender(app), Sender(app), Sender(app)
+    signals_out = Sender(app)
     metrics.init_series((t.name for t in DERIVED_TOPICS), alert_kinds(), LIQUIDATION_WINDOWS,
                         ctx.universe.sectors())
 
@@ -275,6 +332,13 @@ def attach(app: faust.App, ctx: Context) -> None:
             await totals_out.delivered()
             metrics.PROCESSING.labels("liquidations").observe(time.perf_counter() - started)
 
+    @signal_table.on_recover
+    async def _recover_signals() -> None:
+        await reload(signal_table)
+        loaded = load_signal_state(ctx.signals, table_items(signal_table))
+        signal_written.update((k.decode(), v) for k, v in signal_table.data.items())
+        log.info("signal engine: %d series states restored", loaded)
+
     @sector_table.on_recover
     async def _recover_sectors() -> None:
         await reload(sector_table)
@@ -299,7 +363,7 @@ def attach(app: faust.App, ctx: Context) -> None:
     @app.timer(5.0)
     async def _gauges() -> None:
         for name, table in (("asset-buckets", asset_table), ("liquidations", liq_table),
-                            ("sector-buckets", sector_table)):
+                            ("sector-buckets", sector_table), ("signals", signal_table)):
             metrics.STATE_KEYS.labels(name).set(len(table.data))
         consumer = app.consumer
         for tp in consumer.assignment():

@@ -17,11 +17,16 @@ from jsonschema import Draft202012Validator
 
 from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
+from services.common.events import TradeBar
 from services.common.settings import KafkaSettings, load
 from services.processor import oracle
 from services.processor.reference import BUNDLED_ASSETS, bundled_universe
 from services.processor.reference_io import load_assets
-from tests.processor.data import market
+from services.processor.settings import ProcessorSettings
+from services.processor.signals import SignalEngine
+from services.processor.stage_assets import AssetStage
+from services.processor.stage_sectors import SectorStage
+from tests.processor.data import ASSETS, market
 from tests.processor.helpers import bar, differences, produce, read_latest, wait_until
 
 pytestmark = pytest.mark.slow
@@ -70,6 +75,25 @@ def agrees(broker: EmbeddedBroker, expected: dict[str, dict[str, Any]], timeout:
         wait_until(lambda: not mismatch(broker, expected), timeout=timeout, interval=1.0)
     except AssertionError:
         raise AssertionError("\n".join(mismatch(broker, expected)[:10])) from None
+
+
+def uninterrupted_indicators(bars: list[TradeBar]) -> dict[str, dict[str, Any]]:
+    """The latest indicators of every asset series, from the pure stages run on the whole stream."""
+    universe = bundled_universe()
+    assets, sectors = AssetStage(universe, 0.0), SectorStage(universe, 0.0)
+    for i in range(0, len(bars), 50):   # batches, as a worker takes them (a bucket evicted within one
+        batch = assets.apply((orjson.dumps(b), 0) for b in bars[i:i + 50])   # batch is never forwarded)
+        sectors.apply(record for _asset, record in batch.records)
+    engine = SignalEngine(load(ProcessorSettings))
+    latest = {}
+    for candle in sectors.due_candles(now=0.0):
+        latest[f"{candle['series']}:{candle['interval']}"] = engine.on_candle(candle)[0]
+    return {k: v for k, v in latest.items() if k.split(":")[0] in ASSETS}
+
+
+def asset_indicators(broker: EmbeddedBroker) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in read_latest(broker.bootstrap, topics.INDICATORS.name).items()
+            if k.split(":")[0] in ASSETS}
 
 
 def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: EmbeddedBroker, services,
@@ -122,8 +146,15 @@ def test_a_worker_killed_mid_stream_recovers_exactly(broker: EmbeddedBroker, ser
     # worker that joins before that sees two rebalances, after which Faust on this broker was seen
     # (sometimes) not to resume its streams; a supervisor's restart delay avoids it (see report).
     time.sleep(11)
-    services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="second")
+    second = services("process", env={**env, "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(free_port())}, name="second")
     agrees(broker, oracle.compute(bars, liqs, bundled_universe()), timeout=60)
+    # the indicators continue from the closes before the kill (the engine's state is in its table)
+    expected = uninterrupted_indicators(bars)
+    try:
+        wait_until(lambda: not differences(asset_indicators(broker), expected), timeout=30, interval=1.0)
+    except AssertionError:
+        raise AssertionError("\n".join(differences(asset_indicators(broker), expected)[:5])) from None
+    assert "series states restored" in second.output()
 
 
 def test_two_workers_split_the_partitions_and_agree_with_the_oracle(broker: EmbeddedBroker, services) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,10 @@ class ProcessorSettings:
     processor_web_port: int = setting(0, "Faust web server port; 0 turns the web server off.")
     processor_fetch_max_wait_ms: int = setting(
         20, "Longest a fetch waits for data (Faust hard-codes 1500 ms, which the embedded broker waits in full).")
+    processor_close_lateness_ms: int = setting(
+        5000, "Cap-series candles (total, ai, ...) close when the source watermark passes the interval end by this much event time.")
+    processor_idle_source_seconds: float = setting(
+        10.0, "A trade-bars partition that sent nothing for this long (wall time, while others sent) stops holding the watermark back.")
 
     # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
     alert_intervals: tuple[str, ...] = setting(

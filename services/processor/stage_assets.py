@@ -19,6 +19,7 @@ from services.processor.assetbook import APPLIED, DUPLICATE, AssetBook, Bucket, 
 from services.processor.emitter import Conflator
 from services.processor.reference import Universe
 from services.processor.validate import parse_bar
+from services.processor.watermark import progress_record, source_key
 
 TableChange = tuple[int, str, bytes | None]     # (partition, key, value or None to delete)
 
@@ -32,9 +33,15 @@ def split_key(key: str) -> tuple[str, int]:
     return asset, int(minute)
 
 
-def minute_record(asset: str, minute: int, bucket: Bucket) -> bytes:
-    """What the sector stage receives for a changed bucket: its absolute value, without bar ids."""
-    return orjson.dumps({"asset": asset, "minute": minute, "bucket": bucket.to_json(with_ids=False)})
+def minute_record(asset: str, minute: int, bucket: Bucket, src: int | None = None, wm: int | None = None) -> bytes:
+    """What the sector stage receives for a changed bucket: its absolute value, without bar ids, and
+    its source trade-bars partition with that partition's progress before the batch (when known)."""
+    rec: dict[str, Any] = {"asset": asset, "minute": minute, "bucket": bucket.to_json(with_ids=False)}
+    if src is not None:
+        rec["src"] = src
+        if wm is not None:
+            rec["wm"] = wm
+    return orjson.dumps(rec)
 
 
 @dataclass
@@ -54,6 +61,7 @@ class AssetStage:
         self.partition_of: dict[str, int] = {}
         self.emit = Conflator(emit_interval)
         self.ts_recv: dict[str, int] = {}
+        self.progress: dict[int, int] = {}    # trade-bars partition -> largest bar ts applied from it
 
     def book(self, asset: str) -> AssetBook:
         book = self.books.get(asset)
@@ -64,6 +72,7 @@ class AssetStage:
     def apply(self, messages: Iterable[tuple[bytes | None, int]]) -> BarBatch:
         out = BarBatch()
         touched: dict[tuple[str, int], int] = {}
+        before = dict(self.progress)
         for raw, partition in messages:
             try:
                 bar = parse_bar(raw, self.universe)
@@ -71,6 +80,7 @@ class AssetStage:
                 out.deadletters.append((raw, str(exc)))
                 out.outcomes["deadletter"] += 1
                 continue
+            self.progress[partition] = max(self.progress.get(partition, bar.ts_last), bar.ts_last)
             asset = bar.base
             book = self.book(asset)
             outcome, evicted = book.apply(bar)
@@ -91,7 +101,11 @@ class AssetStage:
             if bucket is None:
                 continue
             out.table.append((partition, bucket_key(asset, minute), orjson.dumps(bucket.to_json())))
-            out.records.append((asset, minute_record(asset, minute, bucket)))
+            out.records.append((asset, minute_record(asset, minute, bucket, partition, before.get(partition))))
+        # after the buckets (same single-partition topic, so in order): each source's new progress
+        for partition, wm in sorted(self.progress.items()):
+            if before.get(partition) != wm:
+                out.records.append((source_key(partition), progress_record(partition, wm)))
         return out
 
     def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:

@@ -2,13 +2,16 @@
 
 Stage 1 sends each changed bucket (absolute value) to a single-partition internal topic; this
 stage mirrors every asset's ring, so sector figures are computed at the processor-wide event time
-``now`` (the largest trade ts seen) exactly as the oracle does. Pure: no Faust here.
+``now`` (the largest trade ts seen) exactly as the oracle does. Cap-series candles close on the
+event-time watermark of the source partitions (services/processor/watermark.py), asset candles on
+the asset's own time. Pure: no Faust here.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -19,6 +22,9 @@ from services.processor.emitter import Conflator
 from services.processor.reference import Universe
 from services.processor.stage_assets import bucket_key, split_key
 from services.processor.timeutil import MINUTE_MS, minute_of, pct_change, ring_start
+from services.processor.watermark import SOURCE_KEY_PREFIX, Watermark, progress_record, source_key
+
+LEGACY_SOURCE = -1     # a record without ``src``: its own source, progressing with its buckets
 
 TableChange = tuple[int, str, bytes | None]
 TOP_N = 5
@@ -79,8 +85,11 @@ def sector_value(sector: str, name: str, members: list[dict[str, Any]], now_ts: 
 
 
 class SectorStage:
-    def __init__(self, universe: Universe, emit_interval: float) -> None:
+    def __init__(self, universe: Universe, emit_interval: float, lateness_ms: int = 0, idle_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.universe = universe
+        self.watermark = Watermark(lateness_ms, idle_s)
+        self.clock = clock
         self.mirrors: dict[str, Mirror] = {}
         self.now_ts = -1
         self.sectors = Conflator(emit_interval)
@@ -96,16 +105,37 @@ class SectorStage:
 
     # -- input ----------------------------------------------------------------------------
 
-    def apply(self, records: Iterable[bytes]) -> list[TableChange]:
+    def apply(self, records: Iterable[bytes], now: float | None = None) -> list[TableChange]:
+        """Apply minute records and source progress records received at wall time ``now``."""
+        wall = self.clock() if now is None else now
         changes: list[TableChange] = []
         for raw in records:
             rec = orjson.loads(raw)
+            wm = rec.get("wm")
+            if "asset" not in rec:      # a source's progress: stored so a restart keeps the watermark
+                src = int(rec["src"])
+                self.watermark.observe(src, int(wm), wall)
+                changes.append((0, source_key(src), progress_record(src, self.watermark.progress[src])))
+                self._close_caps()
+                continue
             asset, minute = rec["asset"], int(rec["minute"])
             bucket = Bucket.from_json(rec["bucket"])
             self._put(asset, minute, bucket)
+            if "src" in rec:
+                self.watermark.observe(int(rec["src"]), None if wm is None else int(wm), wall)
+            else:
+                self.watermark.observe(LEGACY_SOURCE, bucket.close_key[0], wall)
+            self._close_caps()
             changes.append((0, bucket_key(asset, minute), raw))
             self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
+        self.watermark.tick(wall)
+        self._close_caps()
         return changes
+
+    def _close_caps(self) -> None:
+        close_time = self.watermark.close_time()
+        if close_time is not None:
+            self._close_intervals(None, min(close_time, self.now_ts))
 
     def _put(self, asset: str, minute: int, bucket: Bucket, close: bool = True) -> None:
         mirror = self.mirrors.get(asset)
@@ -113,7 +143,6 @@ class SectorStage:
             mirror = self.mirrors[asset] = Mirror(asset)
         if close:
             self._close_intervals(asset, max(mirror.now_ts, bucket.close_key[0]))
-            self._close_intervals(None, max(self.now_ts, bucket.close_key[0]))
         evicted_from = mirror.put(minute, bucket)
         self.now_ts = max(self.now_ts, mirror.now_ts)
         self.dirty_from = minute if self.dirty_from is None else min(self.dirty_from, minute)
@@ -129,12 +158,36 @@ class SectorStage:
             self.candles.mark(f"{asset}:{interval}")
 
     def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Replace the state by the table's (after recovery). Every series resumes in the interval
+        it was in: assets at their own time, cap series at the restored watermark (never later, so
+        no cap candle closes early; without a stored watermark, at ``now``, so none closes twice)."""
         self.mirrors.clear()
         self.now_ts, self.dirty_from, self.points, self.open_times = -1, None, {}, {}
         self.stale, self.points_from, self.points_to = [], 0, -1
-        for _key, raw in sorted(items, key=lambda kv: split_key(kv[0])[1]):
+        self.watermark.reset()
+        buckets = []
+        for key, raw in items:
             rec = orjson.loads(raw)
+            if key.startswith(SOURCE_KEY_PREFIX + "|"):
+                self.watermark.restore(int(rec["src"]), int(rec["wm"]))
+            else:
+                buckets.append((split_key(key)[1], rec))
+        for _minute, rec in sorted(buckets, key=lambda mr: mr[0]):
             self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
+        self.open_times = {}
+        close_time = self.watermark.close_time()
+        for series in (*self.mirrors, *self.universe.sectors()):
+            series_now = self.series_now(series)
+            if series not in self.mirrors and close_time is not None:
+                series_now = min(series_now, close_time)
+            if series_now >= 0:
+                for interval in INTERVALS:
+                    self.open_times[f"{series}:{interval}"] = open_time_of(series_now, interval)
+
+    def configure(self, lateness_ms: int, idle_s: float, sources: Iterable[int]) -> None:
+        """Close policy of the cap series (settings) and the source partitions expected to report."""
+        self.watermark.lateness_ms, self.watermark.idle_s = lateness_ms, idle_s
+        self.watermark.expect(sources)
 
     # -- interval closes --------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""Event-time watermark over the trade-bars partitions that feed the sector stage (pure).
+
+Stage 1 reports, per source partition, its progress: the largest bar event time it has applied from
+that partition (the records it sent before the report hold every bucket up to there). The
+watermark is the smallest progress of the *active* sources; a cap-series interval closes once the
+watermark minus the allowed lateness has left it. A source that has sent nothing while the others
+kept sending for ``idle_s`` of wall time (measured on the stage's own clock, so a pause of the
+whole processor makes no source idle) stops holding the watermark back until it sends again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+
+SOURCE_KEY_PREFIX = "@src"
+
+
+def source_key(src: int) -> str:
+    """Table key of a source's progress (same ``name|number`` shape as the bucket keys)."""
+    return f"{SOURCE_KEY_PREFIX}|{src}"
+
+
+def progress_record(src: int, wm: int) -> bytes:
+    """What stage 1 sends after a batch: its progress on one source partition."""
+    return orjson.dumps({"src": src, "wm": wm})
+
+
+class Watermark:
+    __slots__ = ("idle_s", "last_seen", "latest", "lateness_ms", "progress")
+
+    def __init__(self, lateness_ms: int = 0, idle_s: float = 10.0) -> None:
+        self.lateness_ms = lateness_ms
+        self.idle_s = idle_s
+        self.progress: dict[int, int] = {}
+        self.last_seen: dict[int, float | None] = {}   # None: not heard from since (re)start
+        self.latest: float | None = None
+
+    def expect(self, sources: Iterable[int]) -> None:
+        """Sources that hold the watermark back before their first report (until they are idle)."""
+        for src in sources:
+            self.last_seen.setdefault(src, None)
+
+    def reset(self) -> None:
+        """Forget all progress (before a restore); known sources hold the watermark back again."""
+        self.progress.clear()
+        self.last_seen = dict.fromkeys(self.last_seen)
+        self.latest = None
+
+    def restore(self, src: int, wm: int) -> None:
+        self.progress[src] = max(self.progress.get(src, wm), wm)
+        self.last_seen.setdefault(src, None)
+
+    def observe(self, src: int, wm: int | None, now: float) -> None:
+        """A record from ``src`` at wall time ``now``, with its progress when known."""
+        self.tick(now)
+        self.last_seen[src] = self.latest
+        if wm is not None:
+            self.progress[src] = max(self.progress.get(src, wm), wm)
+
+    def tick(self, now: float) -> None:
+        self.latest = now if self.latest is None else max(self.latest, now)
+        for src, seen in self.last_seen.items():
+            if seen is None:
+                self.last_seen[src] = self.latest
+
+    def active(self) -> list[int]:
+        latest = self.latest
+        if latest is None:
+            return list(self.last_seen)
+        return [s for s, seen in self.last_seen.items() if seen is None or latest - seen <= self.idle_s]
+
+    def value(self) -> int | None:
+        """min progress over the active sources; None while an active source has reported none."""
+        active = self.active()
+        if not active:
+            return max(self.progress.values()) if self.progress else None
+        values = [self.progress.get(s) for s in active]
+        return None if any(v is None for v in values) else min(v for v in values if v is not None)
+
+    def close_time(self) -> int | None:
+        """Event time up to which cap-series intervals may close (watermark minus lateness)."""
+        value = self.value()
+        return None if value is None else value - self.lateness_ms

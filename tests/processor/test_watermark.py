@@ -1,0 +1,145 @@
+"""Cap-series candles close on the event-time watermark of the trade-bars partitions: minute
+records of two partitions interleaved out of order across a day boundary still give the oracle's
+daily and hourly closes; a quiet partition stops holding the watermark back; a rebuilt stage keeps it."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from services.common.events import TradeBar
+from services.processor import oracle
+from services.processor.reference import bundled_universe
+from services.processor.stage_assets import AssetStage
+from services.processor.stage_sectors import SectorStage
+from services.processor.timeutil import MINUTE_MS
+from services.processor.watermark import Watermark
+from tests.processor.helpers import T0, bar
+
+HOUR = 60 * MINUTE_MS
+DAY = 24 * HOUR
+MIDNIGHT = T0 + DAY                       # 2025-01-28 00:00, the boundary the records straddle
+LATENESS = 5_000
+
+
+def bars_of(asset: str, start: int, end: int, step: int, base: float) -> list[TradeBar]:
+    return [bar(asset, ts, ts + 1, (p, p, p, p), 1_000.0, seq=i)
+            for i, ts in enumerate(range(start, end, step)) for p in [base * (1 + ((i * 7) % 11) / 100)]]
+
+
+def stage_pair() -> tuple[AssetStage, SectorStage]:
+    universe = bundled_universe()
+    sectors = SectorStage(universe, 0.0, lateness_ms=LATENESS, idle_s=10.0)
+    sectors.configure(LATENESS, 10.0, [0, 1])
+    return AssetStage(universe, 0.0), sectors
+
+
+def feed(assets: AssetStage, sectors: SectorStage, bars: list[TradeBar], partition: int,
+         now: float = 0.0) -> list[tuple[int, str, bytes | None]]:
+    batch = assets.apply((orjson.dumps(b), partition) for b in bars)
+    return sectors.apply((record for _key, record in batch.records), now=now)
+
+
+def closed(sectors: SectorStage, series: str, interval: str) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for c in sectors.due_candles(now=0.0):
+        if c["closed"] and c["series"] == series and c["interval"] == interval:
+            assert c["open_time"] not in out, "a close was published twice"
+            out[c["open_time"]] = c["close"]
+    return out
+
+
+def oracle_close(bars: list[TradeBar], series: str, interval: str, end: int) -> float:
+    universe = bundled_universe()
+    return float(oracle.candles([b for b in bars if b.ts_last < end], universe.assets)[f"{series}:{interval}"]["close"])
+
+
+def test_interleaved_partitions_across_midnight_close_the_day_as_the_oracle() -> None:
+    assets, sectors = stage_pair()
+    btc = bars_of("BTC", MIDNIGHT - 4 * HOUR, MIDNIGHT + 2 * HOUR, 10 * MINUTE_MS, 100_000.0)   # partition 0
+    eth = bars_of("ETH", MIDNIGHT - 4 * HOUR + 5 * MINUTE_MS, MIDNIGHT + 2 * HOUR, 10 * MINUTE_MS, 3_000.0)
+    everything = btc + eth
+    # partition 0 runs far ahead into the next day before partition 1's late evening arrives
+    btc_ahead, btc_rest = [b for b in btc if b.ts_last < MIDNIGHT + HOUR], [b for b in btc if b.ts_last >= MIDNIGHT + HOUR]
+    eth_evening, eth_rest = [b for b in eth if b.ts_last < MIDNIGHT - HOUR], [b for b in eth if b.ts_last >= MIDNIGHT - HOUR]
+    # what a close at the processor-wide time would have seen: ETH only up to 3 h before midnight
+    early = oracle_close(btc_ahead + eth_evening[:1], "total", "1d", MIDNIGHT)
+    true_close = oracle_close(everything, "total", "1d", MIDNIGHT)
+    assert not math.isclose(early, true_close, rel_tol=1e-6)
+
+    feed(assets, sectors, btc_ahead, 0)
+    feed(assets, sectors, eth_evening[:1], 1)
+    assert closed(sectors, "total", "1d") == {}           # ETH's partition holds the watermark back
+    feed(assets, sectors, eth_evening[1:], 1)
+    feed(assets, sectors, list(reversed(eth_rest)), 1)    # out of order inside the partition too
+    feed(assets, sectors, btc_rest, 0)
+
+    daily = closed(sectors, "total", "1d")
+    assert list(daily) == [T0]
+    assert math.isclose(daily[T0], true_close, rel_tol=1e-9)
+
+
+def test_hourly_cap_closes_match_the_oracle_under_interleaving() -> None:
+    assets, sectors = stage_pair()
+    btc = bars_of("BTC", MIDNIGHT - 3 * HOUR, MIDNIGHT + HOUR, 7 * MINUTE_MS, 100_000.0)
+    eth = bars_of("ETH", MIDNIGHT - 3 * HOUR, MIDNIGHT + HOUR, 11 * MINUTE_MS, 3_000.0)
+    chunks = [(btc[i:i + 9], 0) for i in range(0, len(btc), 9)]
+    chunks += [(eth[i:i + 4], 1) for i in range(0, len(eth), 4)]
+    chunks.sort(key=lambda c: (c[1], c[0][0].ts_last))        # all of partition 0 first, then 1
+    hourly: dict[int, float] = {}
+    for chunk, partition in chunks:
+        feed(assets, sectors, chunk, partition)
+        hourly.update(closed(sectors, "total", "1h"))
+    assert sorted(hourly) == [MIDNIGHT - 3 * HOUR + h * HOUR for h in range(3)]
+    everything = btc + eth
+    for open_time, close in hourly.items():
+        assert math.isclose(close, oracle_close(everything, "total", "1h", open_time + HOUR), rel_tol=1e-9)
+
+
+def test_a_quiet_partition_stops_holding_the_watermark_after_the_idle_time() -> None:
+    assets, sectors = stage_pair()
+    feed(assets, sectors, bars_of("ETH", MIDNIGHT - HOUR, MIDNIGHT - HOUR + 1, MINUTE_MS, 3_000.0), 1, now=0.0)
+    btc = bars_of("BTC", MIDNIGHT - HOUR, MIDNIGHT + 10 * MINUTE_MS, MINUTE_MS, 100_000.0)
+    feed(assets, sectors, btc[:30], 0, now=5.0)
+    feed(assets, sectors, btc[30:], 0, now=9.0)
+    assert closed(sectors, "total", "1d") == {}           # partition 1 quiet for 9 s: still waited for
+    feed(assets, sectors, bars_of("BTC", MIDNIGHT + 11 * MINUTE_MS, MIDNIGHT + 12 * MINUTE_MS, MINUTE_MS,
+                                  100_000.0), 0, now=10.5)
+    assert list(closed(sectors, "total", "1d")) == [T0]   # quiet for 10.5 s > 10 s: no longer
+
+
+def test_a_rebuilt_stage_keeps_the_watermark_and_closes_nothing_early() -> None:
+    assets, sectors = stage_pair()
+    table: dict[str, bytes] = {}
+    for part, partition in ((bars_of("ETH", MIDNIGHT - HOUR, MIDNIGHT - 30 * MINUTE_MS, MINUTE_MS, 3_000.0), 1),
+                            (bars_of("BTC", MIDNIGHT - HOUR, MIDNIGHT + HOUR, MINUTE_MS, 100_000.0), 0)):
+        for _p, key, value in feed(assets, sectors, part, partition):
+            assert value is not None
+            table[key] = value
+    assert closed(sectors, "total", "1d") == {}
+    restarted = SectorStage(bundled_universe(), 0.0)
+    restarted.configure(LATENESS, 10.0, [0, 1])
+    restarted.rebuild(table.items())
+    assert restarted.watermark.progress == sectors.watermark.progress
+    assert restarted.watermark.value() == MIDNIGHT - 30 * MINUTE_MS - MINUTE_MS + 1
+    assets.progress.clear()                                # stage 1 restarted too
+    feed(assets, restarted, bars_of("BTC", MIDNIGHT + HOUR, MIDNIGHT + 2 * HOUR, MINUTE_MS, 100_000.0), 0)
+    assert closed(restarted, "total", "1d") == {}
+    feed(assets, restarted, bars_of("ETH", MIDNIGHT, MIDNIGHT + HOUR, MINUTE_MS, 3_000.0), 1)
+    assert list(closed(restarted, "total", "1d")) == [T0]
+
+
+def test_watermark_is_the_smallest_progress_of_the_active_sources() -> None:
+    wm = Watermark(lateness_ms=100, idle_s=10.0)
+    wm.expect([0, 1])
+    wm.observe(0, 5_000, now=0.0)
+    assert wm.value() is None                             # source 1 has reported nothing yet
+    wm.observe(1, 3_000, now=1.0)
+    assert (wm.value(), wm.close_time()) == (3_000, 2_900)
+    wm.observe(1, 2_000, now=2.0)                         # progress never goes back
+    assert wm.value() == 3_000
+    wm.observe(0, 9_000, now=12.5)
+    assert wm.value() == 9_000                            # source 1 idle for 10.5 s
+    wm.observe(1, 4_000, now=13.0)
+    assert wm.value() == 4_000                            # and holds it back again once it sends

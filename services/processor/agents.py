@@ -199,7 +199,15 @@ def attach(app: faust.App, ctx: Context) -> None:
         if ts_recv:
             metrics.EVENT_LAG.observe(max(0.0, (emit - ts_recv) / 1000))
 
+    flush_lock = asyncio.Lock()
+
     async def flush() -> None:
+        """Emit what is due. One flush at a time: two interleaved flushes could hand the engine a
+        later close before an earlier one, which it would then drop as a redelivery."""
+        async with flush_lock:
+            await flush_due()
+
+    async def flush_due() -> None:
         now = time.monotonic()
         closed: set[str] = set()
         for asset, value in ctx.assets.due(now):
@@ -353,8 +361,11 @@ def attach(app: faust.App, ctx: Context) -> None:
             await ctx.reference_ready.wait()
             await ctx.history_ready.wait()
             started = time.perf_counter()
-            await sectors_out.write_table(sector_table, ctx.sectors.apply(e.value for e in events))
+            changes = ctx.sectors.apply(e.value for e in events)
+            # the closes go out (and the engine state is stored) before the buckets that made them:
+            # after a kill in between, the redelivered buckets close the same intervals again
             await flush()
+            await sectors_out.write_table(sector_table, changes)
             await sectors_out.delivered()
             metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 

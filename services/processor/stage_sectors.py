@@ -90,6 +90,8 @@ class SectorStage:
         self.universe = universe
         self.watermark = Watermark(lateness_ms, idle_s)
         self.clock = clock
+        self.cap_minute = -1                       # minute of the close time the cap series were closed to
+        self._sector_ids: list[str] | None = None  # the universe's sectors, cached until it changes
         self.mirrors: dict[str, Mirror] = {}
         self.now_ts = -1
         self.sectors = Conflator(emit_interval)
@@ -132,10 +134,19 @@ class SectorStage:
         self._close_caps()
         return changes
 
+    def sector_ids(self) -> list[str]:
+        if self._sector_ids is None:
+            self._sector_ids = self.universe.sectors()
+        return self._sector_ids
+
     def _close_caps(self) -> None:
         close_time = self.watermark.close_time()
-        if close_time is not None:
-            self._close_intervals(None, min(close_time, self.now_ts))
+        if close_time is None:
+            return
+        close_time = min(close_time, self.now_ts)
+        if minute_of(close_time) != self.cap_minute:   # every interval boundary is a minute boundary
+            self.cap_minute = minute_of(close_time)
+            self._close_intervals(None, close_time)
 
     def _put(self, asset: str, minute: int, bucket: Bucket, close: bool = True) -> None:
         mirror = self.mirrors.get(asset)
@@ -150,7 +161,7 @@ class SectorStage:
             # the asset's price before its oldest remaining bucket is no longer known
             self.stale.append((evicted_from, mirror.minutes[0] if mirror.minutes else minute_of(self.now_ts)))
         self._track_intervals(asset)
-        for sector in self.universe.sectors():     # every sector moves with the processor-wide now
+        for sector in self.sector_ids():           # every sector moves with the processor-wide now
             self.sectors.mark(sector)
             for interval in INTERVALS:
                 self.candles.mark(f"{sector}:{interval}")
@@ -165,6 +176,7 @@ class SectorStage:
         self.now_ts, self.dirty_from, self.points, self.open_times = -1, None, {}, {}
         self.stale, self.points_from, self.points_to = [], 0, -1
         self.watermark.reset()
+        self.cap_minute = -1
         buckets = []
         for key, raw in items:
             rec = orjson.loads(raw)
@@ -193,7 +205,7 @@ class SectorStage:
 
     def _track_intervals(self, asset: str) -> None:
         """Remember the interval each touched series is in (the one its next close will end)."""
-        for series in (asset, *self.universe.sectors()):
+        for series in (asset, *self.sector_ids()):
             series_now = self.series_now(series)
             if series_now < 0:
                 continue
@@ -208,7 +220,7 @@ class SectorStage:
         Computed at once, before later input can evict its buckets (a fast replay crosses many
         intervals within one emission interval); ``asset`` None stands for the cap series.
         """
-        series_list = [asset] if asset is not None else list(self.universe.sectors())
+        series_list = [asset] if asset is not None else self.sector_ids()
         refreshed = False
         for series in series_list:
             for interval in INTERVALS:
@@ -226,6 +238,7 @@ class SectorStage:
                 self.open_times[key] = new_open
 
     def on_universe_change(self) -> None:
+        self._sector_ids = None
         if self.mirrors:
             self.dirty_from = ring_start(minute_of(self.now_ts))
         for sector in self.universe.sectors():

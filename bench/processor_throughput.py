@@ -240,6 +240,13 @@ def memory_child() -> None:
         universe.apply(AssetInfo(asset=f"A{i}", circulating_supply=1e9, sectors=(f"s{i % 20}",)))
     before = rss()
     assets, sectors = AssetStage(universe, 1.0), SectorStage(universe, 1.0)
+
+    def drain(now: float) -> None:
+        """Take the pending outputs as the worker's emission timer does (one call per hour of data)."""
+        assets.due(now)
+        sectors.due_sectors(now)
+        sectors.due_candles(now)
+
     for minute in range(1440):
         ts = T0 + minute * 60_000
         batch = []
@@ -252,6 +259,9 @@ def memory_child() -> None:
             batch.append((orjson.dumps(bar), 0))
         result = assets.apply(batch)
         sectors.apply(record for _asset, record in result.records)
+        if minute % 60 == 59:
+            drain(float(minute))
+    drain(1e9)
     print(rss() - before)
 
 

@@ -6,6 +6,8 @@ emission interval per asset (conflated output).
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,7 @@ from services.common.events import TradeBar
 from services.processor.timeutil import (
     DAY_MINUTES,
     MINUTE_MS,
+    RING_MINUTES,
     minute_of,
     pct_change,
     ring_start,
@@ -99,6 +102,256 @@ class WindowStats:
     trades_24h: int
 
 
+_COLUMNS = ("open", "high", "low", "close", "notional", "trades", "recv", "first", "last", "ido", "idn")
+_ID_COLUMNS = ("ido", "idn")
+_GROW_SLOTS = 32
+
+
+class BucketRing:
+    """The minute buckets of one key as parallel typed arrays (a compact ``dict[minute, Bucket]``).
+
+    Slot ``j`` holds minute ``base + j * MINUTE_MS``; slots below ``lo`` were evicted and are cut off
+    in chunks, so appends, evictions and late buckets inside the ring are O(1) amortised. The held
+    minutes never span more than the ring (RING_MINUTES): an older one is not stored. Bar ids live
+    UTF-8 encoded in one byte arena per key (a bucket with a single bar, the usual case) or, for a
+    bucket of several bars, as a set in ``multi``. A bucket stored without ids (a mirror's) keeps no
+    key ids: its keys are compared only with other minutes', which never tie (a bar lies inside its
+    minute). Reading a bucket builds a :class:`Bucket` copy; writing one stores its fields.
+    """
+
+    __slots__ = ("base", "lo", "live", "open", "high", "low", "close", "notional", "trades", "first", "last",
+                 "recv", "ido", "idn", "arena", "dead", "multi", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._reset(0)
+
+    def _reset(self, base: int) -> None:
+        self.base, self.lo = base, 0
+        self.live = bytearray()
+        self.open, self.high, self.low, self.close, self.notional = (array("d") for _ in range(5))
+        self.trades, self.recv = array("q"), array("q")
+        self.first, self.last = array("i"), array("i")   # ts_first / ts_last - minute (inside the minute)
+        self.ido, self.idn = array("I"), array("I")      # the single bar id: offset and length in arena
+        self.arena = bytearray()
+        self.dead = 0
+        self.multi: dict[int, tuple[str, str, set[str]]] = {}   # minute -> (open id, close id, ids)
+
+    def _columns(self) -> tuple[array[Any], ...]:
+        return tuple(getattr(self, name) for name in _COLUMNS)
+
+    # -- mapping interface (what the stages use) ---------------------------------------------
+
+    def index(self, minute: int) -> int:
+        """Slot of ``minute`` if it holds a bucket, else -1."""
+        j = (minute - self.base) // MINUTE_MS
+        return j if self.lo <= j < len(self.live) and self.live[j] else -1
+
+    def __contains__(self, minute: object) -> bool:
+        return isinstance(minute, int) and self.index(minute) >= 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[int]:
+        live, base = self.live, self.base
+        return iter([base + j * MINUTE_MS for j in range(self.lo, len(live)) if live[j]])
+
+    def get(self, minute: int) -> Bucket | None:
+        j = self.index(minute)
+        return None if j < 0 else self._bucket(j, minute)
+
+    def __getitem__(self, minute: int) -> Bucket:
+        j = self.index(minute)
+        if j < 0:
+            raise KeyError(minute)
+        return self._bucket(j, minute)
+
+    def items(self) -> Iterator[tuple[int, Bucket]]:
+        for minute in list(self):
+            yield minute, self._bucket(self.index(minute), minute)
+
+    def __setitem__(self, minute: int, bucket: Bucket) -> None:
+        j = self._slot(minute)
+        if j < 0:
+            return
+        self._clear(j, minute)
+        self.live[j] = 1
+        self.count += 1
+        self.open[j], self.high[j], self.low[j], self.close[j] = bucket.open, bucket.high, bucket.low, bucket.close
+        self.notional[j], self.trades[j] = bucket.notional, bucket.trades
+        self.first[j], self.last[j] = bucket.open_key[0] - minute, bucket.close_key[0] - minute
+        self.recv[j] = bucket.close_key[1]
+        ids = bucket.ids
+        if isinstance(ids, str) and bucket.open_key[1] == ids == bucket.close_key[2]:
+            self._store_id(j, ids)
+        elif ids:
+            self.multi[minute] = (bucket.open_key[1], bucket.close_key[2], {ids} if isinstance(ids, str) else set(ids))
+
+    def __delitem__(self, minute: int) -> None:
+        j = self.index(minute)
+        if j < 0:
+            raise KeyError(minute)
+        self._clear(j, minute)
+
+    # -- bars ---------------------------------------------------------------------------------
+
+    def has_id(self, minute: int, bar_id: str) -> bool:
+        j = self.index(minute)
+        if j < 0:
+            return False
+        multi = self.multi.get(minute)
+        if multi is not None:
+            return bar_id in multi[2]
+        n = self.idn[j] if self.idn else 0
+        return n > 0 and self.arena[self.ido[j]:self.ido[j] + n] == bar_id.encode()
+
+    def add_bar(self, bar: TradeBar) -> None:
+        """Apply a bar (not a duplicate) to its bucket."""
+        minute = bar.minute
+        j = self.index(minute)
+        if j < 0:
+            self[minute] = Bucket.of_bar(bar)
+            return
+        open_id, close_id, ids = self._ids(j, minute)
+        if (bar.ts_first - minute, bar.id) < (self.first[j], open_id):
+            self.open[j], self.first[j], open_id = bar.open, bar.ts_first - minute, bar.id
+        if (bar.ts_last - minute, bar.ts_recv, bar.id) > (self.last[j], self.recv[j], close_id):
+            self.close[j], self.last[j], self.recv[j], close_id = bar.close, bar.ts_last - minute, bar.ts_recv, bar.id
+        if bar.high > self.high[j]:
+            self.high[j] = bar.high
+        if bar.low < self.low[j]:
+            self.low[j] = bar.low
+        self.notional[j] += bar.notional_usd
+        self.trades[j] += bar.count
+        self._drop_id(j)
+        if isinstance(ids, set):
+            ids.add(bar.id)
+        else:
+            ids = {ids, bar.id} if ids else {bar.id}
+        self.multi[minute] = (open_id, close_id, ids)
+
+    def evict_before(self, start: int) -> list[int]:
+        """Remove the buckets of minutes before ``start``; returns their minutes, oldest first."""
+        stop = min(len(self.live), (start - self.base) // MINUTE_MS)
+        gone = []
+        for j in range(self.lo, stop):
+            if self.live[j]:
+                minute = self.base + j * MINUTE_MS
+                self._clear(j, minute)
+                gone.append(minute)
+        if stop > self.lo:
+            self.lo = stop
+            self._compact()
+        return gone
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _bucket(self, j: int, minute: int) -> Bucket:
+        open_id, close_id, ids = self._ids(j, minute)
+        return Bucket(self.open[j], (minute + self.first[j], open_id), self.high[j], self.low[j], self.close[j],
+                      (minute + self.last[j], self.recv[j], close_id), self.notional[j], self.trades[j],
+                      ids if isinstance(ids, str) or ids is None else set(ids))
+
+    def _ids(self, j: int, minute: int) -> tuple[str, str, str | set[str] | None]:
+        multi = self.multi.get(minute)
+        if multi is not None:
+            return multi
+        n = self.idn[j] if self.idn else 0
+        if not n:
+            return "", "", None
+        one = self.arena[self.ido[j]:self.ido[j] + n].decode()
+        return one, one, one
+
+    def _store_id(self, j: int, bar_id: str) -> None:
+        data = bar_id.encode()
+        if not self.idn:
+            self.ido, self.idn = (array("I", bytes(4 * len(self.live))) for _ in range(2))
+        self.ido[j], self.idn[j] = len(self.arena), len(data)
+        self.arena += data
+
+    def _drop_id(self, j: int) -> None:
+        if not self.idn:
+            return
+        self.dead += self.idn[j]
+        self.idn[j] = 0
+        if self.dead > 4096 and 2 * self.dead > len(self.arena):
+            arena = bytearray()
+            for k in range(self.lo, len(self.live)):
+                n = self.idn[k]
+                if n:
+                    o = self.ido[k]
+                    self.ido[k] = len(arena)
+                    arena += self.arena[o:o + n]
+            self.arena, self.dead = arena, 0
+
+    def _clear(self, j: int, minute: int) -> None:
+        """Empty slot ``j`` (zero sums, so range sums may run over empty slots)."""
+        if self.live[j]:
+            self.live[j] = 0
+            self.count -= 1
+            self.notional[j] = 0.0
+            self.trades[j] = 0
+        self.multi.pop(minute, None)
+        self._drop_id(j)
+
+    def _newest(self) -> int:
+        j = len(self.live) - 1
+        while j >= self.lo and not self.live[j]:
+            j -= 1
+        return j
+
+    def _slot(self, minute: int) -> int:
+        """The slot for ``minute`` (grown as needed), or -1 if it is older than the ring."""
+        if self.count == 0:
+            self._reset(minute)
+        j = (minute - self.base) // MINUTE_MS
+        if j < len(self.live) - RING_MINUTES and j <= self._newest() - RING_MINUTES:
+            return -1
+        if j - RING_MINUTES >= self.lo:            # keep at most one ring of minutes
+            self.evict_before(self.base + (j - RING_MINUTES + 1) * MINUTE_MS)
+            if self.count == 0:
+                self._reset(minute)
+            j = (minute - self.base) // MINUTE_MS
+        n = len(self.live)
+        if j >= n:
+            self._grow(j - n + 1, at_end=True)
+        elif j < 0:
+            self._grow(-j, at_end=False)
+            self.base = minute
+            j = 0
+        if j < self.lo:
+            self.lo = j
+        return j
+
+    def _grow(self, k: int, at_end: bool) -> None:
+        """Add ``k`` empty slots (at least a chunk at the end), as new arrays of the exact size:
+        ``extend`` would over-allocate every column by 1/16."""
+        if at_end:
+            k = max(k, _GROW_SLOTS)
+        for name in _COLUMNS:
+            col = getattr(self, name)
+            if not col and name in _ID_COLUMNS:
+                continue                    # no bar id stored yet (a mirror's ring never has one)
+            pad = array(col.typecode, bytes(k * col.itemsize))
+            setattr(self, name, col + pad if at_end else pad + col)
+        self.live = self.live + bytes(k) if at_end else bytearray(k) + self.live
+        if not at_end:
+            self.lo += k
+
+    def _compact(self) -> None:
+        """Cut off the evicted slots (in chunks, so each eviction stays O(1) amortised)."""
+        lo = self.lo
+        if self.count == 0:
+            self._reset(self.base)
+        elif lo >= 256 or 4 * lo >= len(self.live):
+            for col in self._columns():
+                del col[:lo]                # (empty id columns stay empty)
+            del self.live[:lo]
+            self.base += lo * MINUTE_MS
+            self.lo = 0
+
+
 class AssetBook:
     """The 48 h ring of minute buckets of one asset; ``now_ts`` is the largest trade ts seen."""
 
@@ -106,7 +359,7 @@ class AssetBook:
 
     def __init__(self, asset: str) -> None:
         self.asset = asset
-        self.buckets: dict[int, Bucket] = {}
+        self.buckets = BucketRing()
         self.now_ts = -1
 
     def apply(self, bar: TradeBar) -> tuple[str, list[int]]:
@@ -114,79 +367,69 @@ class AssetBook:
         minute = bar.minute
         if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
             return LATE_DROPPED, []
-        bucket = self.buckets.get(minute)
-        if bucket is None:
-            self.buckets[minute] = Bucket.of_bar(bar)
-        elif bucket.has(bar.id):
+        if self.buckets.has_id(minute, bar.id):
             return DUPLICATE, []
-        else:
-            bucket.add(bar)
-        evicted: list[int] = []
-        if bar.ts_last > self.now_ts:
-            old_start = ring_start(minute_of(self.now_ts)) if self.now_ts >= 0 else minute
-            self.now_ts = bar.ts_last
-            evicted = self._evict(old_start)
+        evicted = self._advance(bar.ts_last, minute)
+        self.buckets.add_bar(bar)
         return APPLIED, evicted
 
     def set_bucket(self, minute: int, bucket: Bucket) -> list[int]:
         """Replace a bucket with an absolute value (mirrors of this book downstream); idempotent."""
         if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
             return []
+        evicted = self._advance(bucket.close_key[0], minute)
         self.buckets[minute] = bucket
-        if bucket.close_key[0] > self.now_ts:
-            old_start = ring_start(minute_of(self.now_ts)) if self.now_ts >= 0 else minute
-            self.now_ts = bucket.close_key[0]
-            return self._evict(old_start)
-        return []
+        return evicted
 
-    def _evict(self, old_start: int) -> list[int]:
-        start = ring_start(minute_of(self.now_ts))
-        if start <= old_start:
+    def _advance(self, ts: int, minute: int) -> list[int]:
+        """Move ``now`` to ``ts`` if later; returns the minutes that left the ring."""
+        if ts <= self.now_ts:
             return []
-        if start - old_start < len(self.buckets) * MINUTE_MS:
-            gone = [m for m in range(old_start, start, MINUTE_MS) if m in self.buckets]
-        else:
-            gone = [m for m in self.buckets if m < start]
-        for m in gone:
-            del self.buckets[m]
-        return gone
+        old_start = ring_start(minute_of(self.now_ts)) if self.now_ts >= 0 else minute
+        self.now_ts = ts
+        if ring_start(minute_of(ts)) <= old_start:
+            return []
+        return self.buckets.evict_before(ring_start(minute_of(ts)))
 
     def stats(self, now_ts: int | None = None) -> WindowStats | None:
         """Rolling figures at ``now_ts`` (default: this asset's own now); None without a trade."""
         now = self.now_ts if now_ts is None else now_ts
-        if now < 0:
+        ring = self.buckets
+        if now < 0 or not ring.count:
             return None
+        base, live = ring.base, ring.live
         now_minute = minute_of(now)
         ws = window_start(now_minute, DAY_MINUTES)
-        ps = ws - DAY_MINUTES * MINUTE_MS
-        latest: Bucket | None = None
-        before: tuple[int, Bucket] | None = None
-        first: tuple[int, Bucket] | None = None
-        high = low = None
-        vol = vprev = 0.0
-        trades = 0
-        for minute, b in self.buckets.items():
-            if minute > now_minute:
-                continue
-            if latest is None or b.close_key > latest.close_key:
-                latest = b
-            if minute >= ws:
-                vol += b.notional
-                trades += b.trades
-                high = b.high if high is None or b.high > high else high
-                low = b.low if low is None or b.low < low else low
-                if first is None or minute < first[0]:
-                    first = (minute, b)
-            else:
-                if minute >= ps:
-                    vprev += b.notional
-                if before is None or minute > before[0]:
-                    before = (minute, b)
-        if latest is None:
+
+        def slot(minute: int) -> int:
+            return max(ring.lo, min(len(live), (minute - base) // MINUTE_MS))
+
+        j_prev, j_ws, j_end = slot(ws - DAY_MINUTES * MINUTE_MS), slot(ws), slot(now_minute + MINUTE_MS)
+        latest = before = first = -1
+        for j in range(j_end - 1, ring.lo - 1, -1):     # buckets of later minutes have later keys
+            if live[j]:
+                latest = j
+                break
+        if latest < 0:
             return None
-        open_24h = first[1].open if first else None
-        ago = before[1].close if before else open_24h
-        return WindowStats(latest.close, ago, open_24h, high, low, vol, vprev, trades)
+        for j in range(j_ws - 1, ring.lo - 1, -1):
+            if live[j]:
+                before = j
+                break
+        high = low = None
+        for j in range(j_ws, j_end):
+            if live[j]:
+                if first < 0:
+                    first = j
+                    high, low = ring.high[j], ring.low[j]
+                else:
+                    high, low = max(high, ring.high[j]), min(low, ring.low[j])  # type: ignore[type-var]
+        vol = sum(ring.notional[j_ws:j_end])
+        vprev = sum(ring.notional[j_prev:j_ws])
+        trades = sum(ring.trades[j_ws:j_end])
+        open_24h = ring.open[first] if first >= 0 else None
+        ago = ring.close[before] if before >= 0 else open_24h
+        return WindowStats(ring.close[latest], ago, open_24h, high, low, vol, vprev, trades)
 
 
 def stats_value(asset: str, stats: WindowStats, now_ts: int, supply: float | None,

@@ -132,7 +132,16 @@ class SectorStage:
             self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
         self.watermark.tick(wall)
         self._close_caps()
+        if changes:
+            self._mark_caps()
         return changes
+
+    def _mark_caps(self) -> None:
+        """Every sector moves with the processor-wide now (marked once per batch, not per record)."""
+        for sector in self.sector_ids():
+            self.sectors.mark(sector)
+            for interval in INTERVALS:
+                self.candles.mark(f"{sector}:{interval}")
 
     def sector_ids(self) -> list[str]:
         if self._sector_ids is None:
@@ -161,10 +170,6 @@ class SectorStage:
             # the asset's price before its oldest remaining bucket is no longer known
             self.stale.append((evicted_from, mirror.minutes[0] if mirror.minutes else minute_of(self.now_ts)))
         self._track_intervals(asset)
-        for sector in self.sector_ids():           # every sector moves with the processor-wide now
-            self.sectors.mark(sector)
-            for interval in INTERVALS:
-                self.candles.mark(f"{sector}:{interval}")
         for interval in INTERVALS:
             self.candles.mark(f"{asset}:{interval}")
 
@@ -195,6 +200,7 @@ class SectorStage:
             if series_now >= 0:
                 for interval in INTERVALS:
                     self.open_times[f"{series}:{interval}"] = open_time_of(series_now, interval)
+        self._mark_caps()
 
     def configure(self, lateness_ms: int, idle_s: float, sources: Iterable[int]) -> None:
         """Close policy of the cap series (settings) and the source partitions expected to report."""
@@ -241,10 +247,7 @@ class SectorStage:
         self._sector_ids = None
         if self.mirrors:
             self.dirty_from = ring_start(minute_of(self.now_ts))
-        for sector in self.universe.sectors():
-            self.sectors.mark(sector)
-            for interval in INTERVALS:
-                self.candles.mark(f"{sector}:{interval}")
+        self._mark_caps()
 
     # -- sector caps ----------------------------------------------------------------------
 

@@ -194,6 +194,33 @@ class BucketRing:
             raise KeyError(minute)
         self._clear(j, minute)
 
+    # -- range queries (without a sorted list of minutes beside the ring) --------------------
+
+    def _clamp(self, minute: int) -> int:
+        return max(self.lo, min(len(self.live), (minute - self.base) // MINUTE_MS))
+
+    def oldest(self) -> int | None:
+        """The oldest minute held, or None."""
+        j = self.live.find(1, self.lo)
+        return None if j < 0 else self.base + j * MINUTE_MS
+
+    def latest_at(self, minute: int) -> int | None:
+        """The latest minute held at or before ``minute``, or None."""
+        j = self.live.rfind(1, self.lo, self._clamp(minute + MINUTE_MS))
+        return None if j < 0 else self.base + j * MINUTE_MS
+
+    def close_at(self, minute: int) -> float | None:
+        """Close of the latest bucket at or before ``minute`` (the last price then)."""
+        j = self.live.rfind(1, self.lo, self._clamp(minute + MINUTE_MS))
+        return None if j < 0 else self.close[j]
+
+    def between(self, start: int, end: int) -> Iterator[tuple[int, Bucket]]:
+        """(minute, bucket) of the minutes in [start, end), oldest first."""
+        live, base = self.live, self.base
+        for j in range(self._clamp(start), self._clamp(end)):
+            if live[j]:
+                yield base + j * MINUTE_MS, self._bucket(j, base + j * MINUTE_MS)
+
     # -- bars ---------------------------------------------------------------------------------
 
     def has_id(self, minute: int, bar_id: str) -> bool:
@@ -397,33 +424,20 @@ class AssetBook:
         ring = self.buckets
         if now < 0 or not ring.count:
             return None
-        base, live = ring.base, ring.live
+        live, clamp = ring.live, ring._clamp
         now_minute = minute_of(now)
         ws = window_start(now_minute, DAY_MINUTES)
-
-        def slot(minute: int) -> int:
-            return max(ring.lo, min(len(live), (minute - base) // MINUTE_MS))
-
-        j_prev, j_ws, j_end = slot(ws - DAY_MINUTES * MINUTE_MS), slot(ws), slot(now_minute + MINUTE_MS)
-        latest = before = first = -1
-        for j in range(j_end - 1, ring.lo - 1, -1):     # buckets of later minutes have later keys
-            if live[j]:
-                latest = j
-                break
+        j_prev, j_ws, j_end = clamp(ws - DAY_MINUTES * MINUTE_MS), clamp(ws), clamp(now_minute + MINUTE_MS)
+        latest = live.rfind(1, ring.lo, j_end)      # buckets of later minutes have later keys
         if latest < 0:
             return None
-        for j in range(j_ws - 1, ring.lo - 1, -1):
-            if live[j]:
-                before = j
-                break
+        before = live.rfind(1, ring.lo, j_ws)
+        first = live.find(1, j_ws, j_end)
         high = low = None
-        for j in range(j_ws, j_end):
-            if live[j]:
-                if first < 0:
-                    first = j
-                    high, low = ring.high[j], ring.low[j]
-                else:
-                    high, low = max(high, ring.high[j]), min(low, ring.low[j])  # type: ignore[type-var]
+        if first >= 0:
+            inside = [j for j in range(first, j_end) if live[j]]
+            high = max(ring.high[j] for j in inside)
+            low = min(ring.low[j] for j in inside)
         vol = sum(ring.notional[j_ws:j_end])
         vprev = sum(ring.notional[j_prev:j_ws])
         trades = sum(ring.trades[j_ws:j_end])

@@ -96,6 +96,19 @@ def test_random_streams_equal_the_reference_book() -> None:
         assert len(book.buckets) == len(ref.buckets) <= RING_MINUTES
         for at in (ref.now_ts, ref.now_ts - DAY_MS // 2, ref.now_ts + DAY_MS):
             assert book.stats(at) == reference_stats(ref.buckets, at), (seed, at)
+        assert_range_queries(book.buckets, ref.buckets, rng)
+
+
+def assert_range_queries(ring: BucketRing, buckets: dict[int, Bucket], rng: random.Random) -> None:
+    held = sorted(buckets)
+    assert ring.oldest() == (held[0] if held else None)
+    for _ in range(200):
+        at = minute_of(rng.randint(held[0] - DAY_MS, held[-1] + DAY_MS)) if held else T0
+        before = [m for m in held if m <= at]
+        assert ring.latest_at(at) == (before[-1] if before else None)
+        assert ring.close_at(at) == (buckets[before[-1]].close if before else None)
+        end = at + rng.choice((1, 60, 1_440)) * MINUTE_MS
+        assert contents(dict(ring.between(at, end))) == contents({m: buckets[m] for m in held if at <= m < end})
 
 
 def reference_stats(buckets: dict[int, Bucket], now: int) -> WindowStats | None:

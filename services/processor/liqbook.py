@@ -103,10 +103,12 @@ class LiqBook:
             agg.add(liq)
         evicted: list[str] = []
         if liq.ts > self.now_ts:
+            old_start = window_start(minute_of(self.now_ts), DAY_MINUTES) if self.now_ts >= 0 else minute
             self.now_ts = liq.ts
             start = window_start(minute_of(self.now_ts), DAY_MINUTES)
-            for m in [m for m in self.buckets if m < start]:
-                evicted.extend(self.buckets.pop(m).ids)
+            if start > old_start:       # scanned only when the window's first minute moves
+                for m in [m for m in self.buckets if m < start]:
+                    evicted.extend(self.buckets.pop(m).ids)
         return APPLIED, evicted
 
     def totals(self) -> dict[str, dict[str, Any]]:

@@ -119,8 +119,8 @@ async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dic
 BOOK_KEY = "__book__"
 
 
-def signal_state_changes(engine: SignalEngine, closed: Iterable[str],
-                         written: dict[str, bytes]) -> list[tuple[str, bytes]]:
+def signal_state_changes(engine: SignalEngine, closed: Iterable[str], written: dict[str, bytes],
+                         book: bool = True) -> list[tuple[str, bytes]]:
     """(key, state) to store after a flush: every series that closed a candle, and the book
     (edge flags, liquidation figures) when it differs from what was written last."""
     out = []
@@ -128,23 +128,29 @@ def signal_state_changes(engine: SignalEngine, closed: Iterable[str],
         state = engine.series_state(key)
         if state is not None:
             out.append((key, orjson.dumps(state)))
-    book = orjson.dumps(engine.book_state())
-    if written.get(BOOK_KEY) != book:
-        out.append((BOOK_KEY, book))
+    if book:
+        value = orjson.dumps(engine.book_state())
+        if written.get(BOOK_KEY) != value:
+            out.append((BOOK_KEY, value))
     return out
 
 
 def load_signal_state(engine: SignalEngine, items: Iterable[tuple[str, bytes]]) -> int:
-    """Restore the engine from its table; returns how many series states were loaded."""
+    """Restore the engine from its table; returns how many series states were loaded. A series this
+    worker has already taken further (it closed candles while the table was elsewhere, during a
+    rebalance) keeps its own state."""
     loaded = 0
     for key, raw in items:
         try:
             state = orjson.loads(raw)
             if key == BOOK_KEY:
                 engine.load_book_state(state)
-            else:
-                engine.load_series_state(key, state)
-                loaded += 1
+                continue
+            current = engine.series_state(key)
+            if current is not None and (current["last_open_time"] or 0) > (state["last_open_time"] or 0):
+                continue
+            engine.load_series_state(key, state)
+            loaded += 1
         except (ValueError, KeyError, TypeError) as exc:   # an older state format: start that key afresh
             log.warning("signal state %s not restored: %s", key, exc)
     return loaded
@@ -235,13 +241,13 @@ def attach(app: faust.App, ctx: Context) -> None:
         await save_signals(closed)
 
     async def save_signals(closed: set[str]) -> None:
-        """Write the engine state that changed (closed series, the edge book) to its changelog table,
-        from the worker that owns it (another worker's edge flags are not kept across its restart)."""
+        """Write the engine state that changed to its changelog table: the series that closed (only
+        the sector stage's worker closes candles) and the edge book, the latter only from the worker
+        that owns the table (another worker's edge flags are not kept across its restart)."""
         name = signal_table.changelog_topic.get_topic_name()
-        if not any(tp.topic == name for tp in app.assignor.assigned_actives()):
-            return
+        owner = any(tp.topic == name for tp in app.assignor.assigned_actives())
         changes: list[TableChange] = []
-        for key, value in signal_state_changes(ctx.signals, closed, signal_written):
+        for key, value in signal_state_changes(ctx.signals, closed, signal_written, book=owner):
             signal_written[key] = value
             changes.append((0, key, value))
         if changes:

@@ -225,8 +225,9 @@ class BucketRing:
 
     def has_id(self, minute: int, bar_id: str) -> bool:
         j = self.index(minute)
-        if j < 0:
-            return False
+        return j >= 0 and self._has_id(j, minute, bar_id)
+
+    def _has_id(self, j: int, minute: int, bar_id: str) -> bool:
         multi = self.multi.get(minute)
         if multi is not None:
             return bar_id in multi[2]
@@ -238,24 +239,35 @@ class BucketRing:
         minute = bar.minute
         j = self.index(minute)
         if j < 0:
-            self[minute] = Bucket.of_bar(bar)
+            j = self._slot(minute)
+            if j < 0:                       # older than the ring
+                return
+            self.live[j] = 1
+            self.count += 1
+            self.open[j], self.high[j], self.low[j], self.close[j] = bar.open, bar.high, bar.low, bar.close
+            self.notional[j], self.trades[j] = bar.notional_usd, bar.count
+            self.first[j], self.last[j], self.recv[j] = bar.ts_first - minute, bar.ts_last - minute, bar.ts_recv
+            self._store_id(j, bar.id)
             return
-        open_id, close_id, ids = self._ids(j, minute)
-        if (bar.ts_first - minute, bar.id) < (self.first[j], open_id):
-            self.open[j], self.first[j], open_id = bar.open, bar.ts_first - minute, bar.id
-        if (bar.ts_last - minute, bar.ts_recv, bar.id) > (self.last[j], self.recv[j], close_id):
-            self.close[j], self.last[j], self.recv[j], close_id = bar.close, bar.ts_last - minute, bar.ts_recv, bar.id
+        multi = self.multi.get(minute)
+        if multi is None:
+            open_id = close_id = self._ids(j, minute)[0]
+            ids = {open_id, bar.id} if open_id else {bar.id}
+            self._drop_id(j)
+        else:
+            open_id, close_id, ids = multi
+            ids.add(bar.id)
+        first, last = bar.ts_first - minute, bar.ts_last - minute
+        if first < self.first[j] or (first == self.first[j] and bar.id < open_id):
+            self.open[j], self.first[j], open_id = bar.open, first, bar.id
+        if (last, bar.ts_recv, bar.id) > (self.last[j], self.recv[j], close_id):
+            self.close[j], self.last[j], self.recv[j], close_id = bar.close, last, bar.ts_recv, bar.id
         if bar.high > self.high[j]:
             self.high[j] = bar.high
         if bar.low < self.low[j]:
             self.low[j] = bar.low
         self.notional[j] += bar.notional_usd
         self.trades[j] += bar.count
-        self._drop_id(j)
-        if isinstance(ids, set):
-            ids.add(bar.id)
-        else:
-            ids = {ids, bar.id} if ids else {bar.id}
         self.multi[minute] = (open_id, close_id, ids)
 
     def evict_before(self, start: int) -> list[int]:
@@ -394,9 +406,10 @@ class AssetBook:
         minute = bar.minute
         if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
             return LATE_DROPPED, []
-        if self.buckets.has_id(minute, bar.id):
+        j = self.buckets.index(minute)
+        if j >= 0 and self.buckets._has_id(j, minute, bar.id):
             return DUPLICATE, []
-        evicted = self._advance(bar.ts_last, minute)
+        evicted = self._advance(bar.ts_last, minute) if bar.ts_last > self.now_ts else []
         self.buckets.add_bar(bar)
         return APPLIED, evicted
 

@@ -32,18 +32,29 @@ INTERVALS = tuple(INTERVAL_MS)
 
 
 class Mirror(AssetBook):
-    """An asset's ring as stage 1 sees it, with its minutes kept sorted (for "last close at m")."""
+    """An asset's ring as stage 1 sees it, with its minutes kept sorted (for "last close at m").
 
-    __slots__ = ("minutes",)
+    The closes of buckets that left the ring are kept (``old_*``) until the cap series no longer
+    need them: a partition ahead of the watermark evicts buckets of intervals not yet closed.
+    """
+
+    __slots__ = ("minutes", "old_closes", "old_minutes")
 
     def __init__(self, asset: str) -> None:
         super().__init__(asset)
         self.minutes: list[int] = []
+        self.old_minutes: list[int] = []
+        self.old_closes: list[float] = []
 
     def put(self, minute: int, bucket: Bucket) -> int | None:
         """Store a bucket; returns the earliest minute whose "last close" changed by an eviction."""
         if minute not in self.buckets:
             bisect.insort(self.minutes, minute)
+        leaving = bisect.bisect_left(self.minutes, ring_start(minute_of(max(self.now_ts, bucket.close_key[0]))))
+        for old in self.minutes[:leaving]:
+            if old in self.buckets and old != minute:
+                self.old_minutes.append(old)
+                self.old_closes.append(self.buckets[old].close)
         evicted = self.set_bucket(minute, bucket)
         for gone in evicted:
             self.minutes.remove(gone)
@@ -54,7 +65,16 @@ class Mirror(AssetBook):
     def close_at(self, minute: int) -> float | None:
         """Close of the latest bucket at or before ``minute``."""
         i = bisect.bisect_right(self.minutes, minute)
-        return self.buckets[self.minutes[i - 1]].close if i else None
+        if i:
+            return self.buckets[self.minutes[i - 1]].close
+        j = bisect.bisect_right(self.old_minutes, minute)
+        return self.old_closes[j - 1] if j else None
+
+    def forget_before(self, floor: int) -> None:
+        """Drop evicted closes no longer needed at or after ``floor`` (the latest before it stays)."""
+        j = bisect.bisect_right(self.old_minutes, floor) - 1
+        if j > 0:
+            del self.old_minutes[:j], self.old_closes[:j]
 
 
 def sector_member(asset: str, supply: float, stats: WindowStats | None, stablecoin: bool) -> dict[str, Any]:
@@ -156,6 +176,14 @@ class SectorStage:
         if minute_of(close_time) != self.cap_minute:   # every interval boundary is a minute boundary
             self.cap_minute = minute_of(close_time)
             self._close_intervals(None, close_time)
+            floor = self.cap_floor()
+            for mirror in self.mirrors.values():
+                mirror.forget_before(floor)
+
+    def cap_floor(self) -> int:
+        """Start of the oldest cap-series interval not closed yet (its points are still needed)."""
+        opens = [t for s in self.sector_ids() if (t := self.open_times.get(f"{s}:1d")) is not None]
+        return min(opens) if opens else ring_start(minute_of(self.now_ts))
 
     def _put(self, asset: str, minute: int, bucket: Bucket, close: bool = True) -> None:
         mirror = self.mirrors.get(asset)
@@ -289,7 +317,7 @@ class SectorStage:
         now_minute = minute_of(self.now_ts)
         if self.now_ts < 0 or (self.dirty_from is None and not self.stale and self.points_to >= now_minute):
             return
-        start = ring_start(now_minute)
+        start = min(ring_start(now_minute), self.cap_floor())
         end = now_minute + MINUTE_MS
         ranges = [(max(a, start), min(b, end)) for a, b in self.stale]
         ranges.append((max(self.points_to + MINUTE_MS, start), end))

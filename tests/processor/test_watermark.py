@@ -143,3 +143,19 @@ def test_watermark_is_the_smallest_progress_of_the_active_sources() -> None:
     assert wm.value() == 9_000                            # source 1 idle for 10.5 s
     wm.observe(1, 4_000, now=13.0)
     assert wm.value() == 4_000                            # and holds it back again once it sends
+
+
+def test_a_partition_two_days_ahead_still_closes_every_day_as_the_oracle() -> None:
+    assets, sectors = stage_pair()
+    start = MIDNIGHT - 2 * DAY
+    btc = bars_of("BTC", start, MIDNIGHT + 2 * DAY, 20 * MINUTE_MS, 100_000.0)   # beyond its 48 h ring
+    eth = bars_of("ETH", start, MIDNIGHT + HOUR, 20 * MINUTE_MS, 3_000.0)
+    for i in range(0, len(btc), 30):                     # all of partition 0 first
+        feed(assets, sectors, btc[i:i + 30], 0)
+    for i in range(0, len(eth), 30):
+        feed(assets, sectors, eth[i:i + 30], 1)
+    daily = closed(sectors, "total", "1d")
+    assert list(daily) == [start, start + DAY]
+    everything = btc + eth
+    for open_time, close in daily.items():
+        assert math.isclose(close, oracle_close(everything, "total", "1d", open_time + DAY), rel_tol=1e-9)

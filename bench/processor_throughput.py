@@ -8,7 +8,8 @@
    between its first and last processed event; the worker's final asset stats are checked against
    the oracle.
 2. Memory: RSS of the pure state (asset rings + the sector stage's mirrors) holding 24 h of
-   one-minute activity for 500 instruments in 20 sectors, measured in a fresh process.
+   one-minute activity for 500 instruments in 20 sectors, measured in a fresh process; the pending
+   outputs (stats, sector caps, candles) are taken once per hour of data, as the worker's timer does.
 3. Latency: bars carrying 10k trades/s with ``ts_recv`` = send time; a consumer of ``asset-stats``
    measures receive time - ``ts_recv`` of the newest bar each update includes (p50/p99).
 """

@@ -34,15 +34,17 @@ INTERVALS = tuple(INTERVAL_MS)
 class Mirror(AssetBook):
     """An asset's ring as stage 1 sees it, with its minutes kept sorted (for "last close at m").
 
-    The closes of buckets that left the ring are kept (``old_*``) until the cap series no longer
-    need them: a partition ahead of the watermark evicts buckets of intervals not yet closed.
+    The closes of buckets that left the ring are kept (``old_*``) while they are inside the ring
+    of the cap series' close time: a partition ahead of the watermark evicts buckets of intervals
+    not yet closed, and the cap points of those intervals still see them.
     """
 
-    __slots__ = ("minutes", "old_closes", "old_minutes")
+    __slots__ = ("closes", "minutes", "old_closes", "old_minutes")
 
     def __init__(self, asset: str) -> None:
         super().__init__(asset)
         self.minutes: list[int] = []
+        self.closes: dict[int, float] = {}        # minute -> close of the buckets held (read per point)
         self.old_minutes: list[int] = []
         self.old_closes: list[float] = []
 
@@ -52,28 +54,32 @@ class Mirror(AssetBook):
             bisect.insort(self.minutes, minute)
         leaving = bisect.bisect_left(self.minutes, ring_start(minute_of(max(self.now_ts, bucket.close_key[0]))))
         for old in self.minutes[:leaving]:
-            if old in self.buckets and old != minute:
+            if old in self.closes and old != minute:
                 self.old_minutes.append(old)
-                self.old_closes.append(self.buckets[old].close)
+                self.old_closes.append(self.closes[old])
         evicted = self.set_bucket(minute, bucket)
+        self.closes[minute] = bucket.close
         for gone in evicted:
             self.minutes.remove(gone)
+            self.closes.pop(gone, None)
         if minute not in self.buckets and minute in self.minutes:   # older than the ring: not kept
             self.minutes.remove(minute)
+            self.closes.pop(minute, None)
         return min(evicted) if evicted else None
 
-    def close_at(self, minute: int) -> float | None:
-        """Close of the latest bucket at or before ``minute``."""
+    def close_at(self, minute: int, floor: int | None = None) -> float | None:
+        """Close of the latest bucket at or before ``minute``; an evicted one only when its minute
+        is at or after ``floor``."""
         i = bisect.bisect_right(self.minutes, minute)
         if i:
-            return self.buckets[self.minutes[i - 1]].close
+            return self.closes[self.minutes[i - 1]]
         j = bisect.bisect_right(self.old_minutes, minute)
-        return self.old_closes[j - 1] if j else None
+        return self.old_closes[j - 1] if j and floor is not None and self.old_minutes[j - 1] >= floor else None
 
     def forget_before(self, floor: int) -> None:
-        """Drop evicted closes no longer needed at or after ``floor`` (the latest before it stays)."""
-        j = bisect.bisect_right(self.old_minutes, floor) - 1
-        if j > 0:
+        """Drop the evicted closes before ``floor``."""
+        j = bisect.bisect_left(self.old_minutes, floor)
+        if j:
             del self.old_minutes[:j], self.old_closes[:j]
 
 
@@ -176,9 +182,15 @@ class SectorStage:
         if minute_of(close_time) != self.cap_minute:   # every interval boundary is a minute boundary
             self.cap_minute = minute_of(close_time)
             self._close_intervals(None, close_time)
-            floor = self.cap_floor()
+            floor = self.history_floor()
             for mirror in self.mirrors.values():
                 mirror.forget_before(floor)
+
+    def history_floor(self) -> int:
+        """Oldest evicted close the cap points use: the ring's start at the cap series' close time
+        (so with no partition ahead, points are those of each asset's own ring, as the oracle's)."""
+        close_time = self.watermark.close_time()
+        return ring_start(minute_of(self.now_ts if close_time is None else min(close_time, self.now_ts)))
 
     def cap_floor(self) -> int:
         """Start of the oldest cap-series interval not closed yet (its points are still needed)."""
@@ -297,13 +309,13 @@ class SectorStage:
 
     # -- cap points and candles -----------------------------------------------------------
 
-    def _point(self, members: list[str], minute: int) -> float | None:
+    def _point(self, members: list[str], minute: int, floor: int) -> float | None:
         total = 0.0
         priced = False
         for asset in members:
             info = self.universe.assets[asset]
             mirror = self.mirrors.get(asset)
-            price = mirror.close_at(minute) if mirror else None
+            price = mirror.close_at(minute, floor) if mirror else None
             if price is None and info.stablecoin:
                 price = 1.0
             if price is not None:
@@ -324,7 +336,8 @@ class SectorStage:
         if self.dirty_from is not None:
             ranges.append((max(self.dirty_from, start), end))
         minutes = sorted({m for a, b in ranges for m in range(a, b, MINUTE_MS)})
-        for sector in self.universe.sectors():
+        floor = self.history_floor()
+        for sector in self.sector_ids():
             pts = self.points.setdefault(sector, {})
             if start - self.points_from > len(pts) * MINUTE_MS:
                 for old in [m for m in pts if m < start]:
@@ -334,7 +347,7 @@ class SectorStage:
                     pts.pop(old, None)
             members = self.universe.members(sector)
             for minute in minutes:
-                value = self._point(members, minute)
+                value = self._point(members, minute, floor)
                 if value is None:
                     pts.pop(minute, None)
                 else:

@@ -196,7 +196,8 @@ class BucketRing:
 
     # -- range queries (without a sorted list of minutes beside the ring) --------------------
 
-    def _clamp(self, minute: int) -> int:
+    def clamp(self, minute: int) -> int:
+        """The slot ``minute`` has or would have, limited to the held slots (for range bounds)."""
         return max(self.lo, min(len(self.live), (minute - self.base) // MINUTE_MS))
 
     def oldest(self) -> int | None:
@@ -206,18 +207,18 @@ class BucketRing:
 
     def latest_at(self, minute: int) -> int | None:
         """The latest minute held at or before ``minute``, or None."""
-        j = self.live.rfind(1, self.lo, self._clamp(minute + MINUTE_MS))
+        j = self.live.rfind(1, self.lo, self.clamp(minute + MINUTE_MS))
         return None if j < 0 else self.base + j * MINUTE_MS
 
     def close_at(self, minute: int) -> float | None:
         """Close of the latest bucket at or before ``minute`` (the last price then)."""
-        j = self.live.rfind(1, self.lo, self._clamp(minute + MINUTE_MS))
+        j = self.live.rfind(1, self.lo, self.clamp(minute + MINUTE_MS))
         return None if j < 0 else self.close[j]
 
     def between(self, start: int, end: int) -> Iterator[tuple[int, Bucket]]:
         """(minute, bucket) of the minutes in [start, end), oldest first."""
         live, base = self.live, self.base
-        for j in range(self._clamp(start), self._clamp(end)):
+        for j in range(self.clamp(start), self.clamp(end)):
             if live[j]:
                 yield base + j * MINUTE_MS, self._bucket(j, base + j * MINUTE_MS)
 
@@ -225,9 +226,9 @@ class BucketRing:
 
     def has_id(self, minute: int, bar_id: str) -> bool:
         j = self.index(minute)
-        return j >= 0 and self._has_id(j, minute, bar_id)
+        return j >= 0 and self.has_id_at(j, minute, bar_id)
 
-    def _has_id(self, j: int, minute: int, bar_id: str) -> bool:
+    def has_id_at(self, j: int, minute: int, bar_id: str) -> bool:
         multi = self.multi.get(minute)
         if multi is not None:
             return bar_id in multi[2]
@@ -407,7 +408,7 @@ class AssetBook:
         if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
             return LATE_DROPPED, []
         j = self.buckets.index(minute)
-        if j >= 0 and self.buckets._has_id(j, minute, bar.id):
+        if j >= 0 and self.buckets.has_id_at(j, minute, bar.id):
             return DUPLICATE, []
         evicted = self._advance(bar.ts_last, minute) if bar.ts_last > self.now_ts else []
         self.buckets.add_bar(bar)
@@ -437,7 +438,7 @@ class AssetBook:
         ring = self.buckets
         if now < 0 or not ring.count:
             return None
-        live, clamp = ring.live, ring._clamp
+        live, clamp = ring.live, ring.clamp
         now_minute = minute_of(now)
         ws = window_start(now_minute, DAY_MINUTES)
         j_prev, j_ws, j_end = clamp(ws - DAY_MINUTES * MINUTE_MS), clamp(ws), clamp(now_minute + MINUTE_MS)

@@ -299,12 +299,24 @@ def attach(app: faust.App, ctx: Context) -> None:
         ctx.liquidations.rebuild(v for _, v in table_items(liq_table))
         metrics.STATE_KEYS.labels("liquidations").set(len(liq_table.data))
 
+    def behind(events: list[Any]) -> set[int]:
+        """Trade-bars partitions with records beyond this batch (their progress is not caught up)."""
+        last: dict[Any, int] = {}
+        for e in events:
+            last[e.message.tp] = max(last.get(e.message.tp, -1), e.message.offset)
+        out = set()
+        for tp, offset in last.items():
+            highwater = app.consumer.highwater(tp)
+            if highwater is None or offset + 1 < highwater:
+                out.add(tp.partition)
+        return out
+
     @app.agent(bars_topic)
     async def trade_bars(stream: Any) -> None:
         async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
             await ctx.reference_ready.wait()
             started = time.perf_counter()
-            batch = ctx.assets.apply((e.value, e.message.partition) for e in events)
+            batch = ctx.assets.apply(((e.value, e.message.partition) for e in events), behind(events))
             await bars_out.write_table(asset_table, batch.table)
             for asset, record in batch.records:
                 await bars_out.send(minutes_topic.get_topic_name(), asset.encode(), record)

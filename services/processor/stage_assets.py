@@ -8,7 +8,7 @@ dead letters. Rebuilt from the table after a restart or rebalance.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +69,12 @@ class AssetStage:
             book = self.books[asset] = AssetBook(asset)
         return book
 
-    def apply(self, messages: Iterable[tuple[bytes | None, int]]) -> BarBatch:
+    def apply(self, messages: Iterable[tuple[bytes | None, int]], behind: Container[int] = ()) -> BarBatch:
+        """``behind``: partitions the consumer has not read to their end (reported with the progress)."""
         out = BarBatch()
         touched: dict[tuple[str, int], int] = {}
         before = dict(self.progress)
+        seen: set[int] = set()
         for raw, partition in messages:
             try:
                 bar = parse_bar(raw, self.universe)
@@ -81,6 +83,7 @@ class AssetStage:
                 out.outcomes["deadletter"] += 1
                 continue
             self.progress[partition] = max(self.progress.get(partition, bar.ts_last), bar.ts_last)
+            seen.add(partition)
             asset = bar.base
             book = self.book(asset)
             outcome, evicted = book.apply(bar)
@@ -103,9 +106,9 @@ class AssetStage:
             out.table.append((partition, bucket_key(asset, minute), orjson.dumps(bucket.to_json())))
             out.records.append((asset, minute_record(asset, minute, bucket, partition, before.get(partition))))
         # after the buckets (same single-partition topic, so in order): each source's new progress
-        for partition, wm in sorted(self.progress.items()):
-            if before.get(partition) != wm:
-                out.records.append((source_key(partition), progress_record(partition, wm)))
+        for partition in sorted(seen):
+            out.records.append((source_key(partition),
+                                progress_record(partition, self.progress[partition], partition not in behind)))
         return out
 
     def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:

@@ -142,7 +142,7 @@ class SectorStage:
             wm = rec.get("wm")
             if "asset" not in rec:      # a source's progress: stored so a restart keeps the watermark
                 src = int(rec["src"])
-                self.watermark.observe(src, int(wm), wall)
+                self.watermark.observe(src, int(wm), wall, bool(rec.get("caught_up", True)))
                 changes.append((0, source_key(src), progress_record(src, self.watermark.progress[src])))
                 self._close_caps()
                 continue

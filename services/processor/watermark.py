@@ -5,7 +5,9 @@ that partition (the records it sent before the report hold every bucket up to th
 watermark is the smallest progress of the *active* sources; a cap-series interval closes once the
 watermark minus the allowed lateness has left it. A source that has sent nothing while the others
 kept sending for ``idle_s`` of wall time (measured on the stage's own clock, so a pause of the
-whole processor makes no source idle) stops holding the watermark back until it sends again.
+whole processor makes no source idle) stops holding the watermark back until it sends again, but
+only if its last report said stage 1 had read it to its end (``caught_up``): a partition whose
+fetches are starved by the others (a replay) is behind, not quiet.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ def source_key(src: int) -> str:
     return f"{SOURCE_KEY_PREFIX}|{src}"
 
 
-def progress_record(src: int, wm: int) -> bytes:
-    """What stage 1 sends after a batch: its progress on one source partition."""
-    return orjson.dumps({"src": src, "wm": wm})
+def progress_record(src: int, wm: int, caught_up: bool = True) -> bytes:
+    """What stage 1 sends after a batch: its progress on one source partition, and whether it had
+    read that partition to its end."""
+    return orjson.dumps({"src": src, "wm": wm, "caught_up": caught_up})
 
 
 class Watermark:
-    __slots__ = ("idle_s", "last_seen", "latest", "lateness_ms", "progress")
+    __slots__ = ("caught_up", "idle_s", "last_seen", "latest", "lateness_ms", "progress")
 
     def __init__(self, lateness_ms: int = 0, idle_s: float = 10.0) -> None:
         self.lateness_ms = lateness_ms
@@ -36,6 +39,7 @@ class Watermark:
         self.progress: dict[int, int] = {}
         self.last_seen: dict[int, float | None] = {}   # None: not heard from since (re)start
         self.latest: float | None = None
+        self.caught_up: dict[int, bool] = {}          # a source's last report: read to its end
 
     def expect(self, sources: Iterable[int]) -> None:
         """Sources that hold the watermark back before their first report (until they are idle)."""
@@ -45,6 +49,7 @@ class Watermark:
     def reset(self) -> None:
         """Forget all progress (before a restore); known sources hold the watermark back again."""
         self.progress.clear()
+        self.caught_up.clear()
         self.last_seen = dict.fromkeys(self.last_seen)
         self.latest = None
 
@@ -52,10 +57,12 @@ class Watermark:
         self.progress[src] = max(self.progress.get(src, wm), wm)
         self.last_seen.setdefault(src, None)
 
-    def observe(self, src: int, wm: int | None, now: float) -> None:
+    def observe(self, src: int, wm: int | None, now: float, caught_up: bool | None = None) -> None:
         """A record from ``src`` at wall time ``now``, with its progress when known."""
         self.tick(now)
         self.last_seen[src] = self.latest
+        if caught_up is not None:
+            self.caught_up[src] = caught_up
         if wm is not None:
             self.progress[src] = max(self.progress.get(src, wm), wm)
 
@@ -69,7 +76,8 @@ class Watermark:
         latest = self.latest
         if latest is None:
             return list(self.last_seen)
-        return [s for s, seen in self.last_seen.items() if seen is None or latest - seen <= self.idle_s]
+        return [s for s, seen in self.last_seen.items()
+                if seen is None or latest - seen <= self.idle_s or not self.caught_up.get(s, True)]
 
     def value(self) -> int | None:
         """min progress over the active sources; None while an active source has reported none."""

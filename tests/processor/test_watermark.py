@@ -159,3 +159,14 @@ def test_a_partition_two_days_ahead_still_closes_every_day_as_the_oracle() -> No
     everything = btc + eth
     for open_time, close in daily.items():
         assert math.isclose(close, oracle_close(everything, "total", "1d", open_time + DAY), rel_tol=1e-9)
+
+
+def test_a_partition_behind_its_end_is_never_idle() -> None:
+    wm = Watermark(lateness_ms=0, idle_s=10.0)
+    wm.observe(0, 9_000, now=0.0, caught_up=True)
+    wm.observe(1, 2_000, now=0.0, caught_up=False)      # starved by the other's fetches, not quiet
+    wm.observe(0, 90_000, now=30.0, caught_up=True)
+    assert wm.value() == 2_000
+    wm.observe(1, 3_000, now=31.0, caught_up=True)
+    wm.observe(0, 95_000, now=45.0, caught_up=True)
+    assert wm.value() == 95_000                          # read to its end and quiet since: idle

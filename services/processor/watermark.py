@@ -6,8 +6,9 @@ watermark is the smallest progress of the *active* sources; a cap-series interva
 watermark minus the allowed lateness has left it. A source that has sent nothing while the others
 kept sending for ``idle_s`` of wall time (measured on the stage's own clock, so a pause of the
 whole processor makes no source idle) stops holding the watermark back until it sends again, but
-only if its last report said stage 1 had read it to its end (``caught_up``): a partition whose
-fetches are starved by the others (a replay) is behind, not quiet.
+only if its last report said stage 1 had read it to its end (``caught_up``) and the others' event
+time moved on since then at no more than ``IDLE_MAX_SPEED`` x wall time: a partition whose fetches
+are starved by the others in a replay (event time racing ahead) is behind, not quiet.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 import orjson
 
 SOURCE_KEY_PREFIX = "@src"
+IDLE_MAX_SPEED = 2.0     # event ms per wall ms the others may advance while a source counts as quiet
 
 
 def source_key(src: int) -> str:
@@ -31,7 +33,7 @@ def progress_record(src: int, wm: int, caught_up: bool = True) -> bytes:
 
 
 class Watermark:
-    __slots__ = ("caught_up", "idle_s", "last_seen", "latest", "lateness_ms", "progress")
+    __slots__ = ("caught_up", "idle_s", "last_seen", "latest", "lateness_ms", "lead_at_seen", "progress")
 
     def __init__(self, lateness_ms: int = 0, idle_s: float = 10.0) -> None:
         self.lateness_ms = lateness_ms
@@ -40,6 +42,7 @@ class Watermark:
         self.last_seen: dict[int, float | None] = {}   # None: not heard from since (re)start
         self.latest: float | None = None
         self.caught_up: dict[int, bool] = {}          # a source's last report: read to its end
+        self.lead_at_seen: dict[int, int] = {}        # the largest progress when a source was last heard
 
     def expect(self, sources: Iterable[int]) -> None:
         """Sources that hold the watermark back before their first report (until they are idle)."""
@@ -50,6 +53,7 @@ class Watermark:
         """Forget all progress (before a restore); known sources hold the watermark back again."""
         self.progress.clear()
         self.caught_up.clear()
+        self.lead_at_seen.clear()
         self.last_seen = dict.fromkeys(self.last_seen)
         self.latest = None
 
@@ -65,6 +69,10 @@ class Watermark:
             self.caught_up[src] = caught_up
         if wm is not None:
             self.progress[src] = max(self.progress.get(src, wm), wm)
+        self.lead_at_seen[src] = self.lead()
+
+    def lead(self) -> int:
+        return max(self.progress.values()) if self.progress else -1
 
     def tick(self, now: float) -> None:
         self.latest = now if self.latest is None else max(self.latest, now)
@@ -76,8 +84,13 @@ class Watermark:
         latest = self.latest
         if latest is None:
             return list(self.last_seen)
-        return [s for s, seen in self.last_seen.items()
-                if seen is None or latest - seen <= self.idle_s or not self.caught_up.get(s, True)]
+        return [s for s, seen in self.last_seen.items() if seen is None or not self._idle(s, latest - seen)]
+
+    def _idle(self, src: int, quiet_s: float) -> bool:
+        if quiet_s <= self.idle_s or not self.caught_up.get(src, True):
+            return False
+        moved_ms = self.lead() - self.lead_at_seen.get(src, self.lead())
+        return moved_ms <= quiet_s * 1000 * IDLE_MAX_SPEED
 
     def value(self) -> int | None:
         """min progress over the active sources; None while an active source has reported none."""

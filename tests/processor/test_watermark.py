@@ -97,16 +97,26 @@ def test_hourly_cap_closes_match_the_oracle_under_interleaving() -> None:
         assert math.isclose(close, oracle_close(everything, "total", "1h", open_time + HOUR), rel_tol=1e-9)
 
 
+def one_bar(asset: str, ts: int, price: float, seq: int) -> list[TradeBar]:
+    return [bar(asset, ts, ts, (price, price, price, price), 1_000.0, seq=seq)]
+
+
 def test_a_quiet_partition_stops_holding_the_watermark_after_the_idle_time() -> None:
     assets, sectors = stage_pair()
-    feed(assets, sectors, bars_of("ETH", MIDNIGHT - HOUR, MIDNIGHT - HOUR + 1, MINUTE_MS, 3_000.0), 1, now=0.0)
-    btc = bars_of("BTC", MIDNIGHT - HOUR, MIDNIGHT + 10 * MINUTE_MS, MINUTE_MS, 100_000.0)
-    feed(assets, sectors, btc[:30], 0, now=5.0)
-    feed(assets, sectors, btc[30:], 0, now=9.0)
+    feed(assets, sectors, one_bar("BTC", MIDNIGHT - 1_000, 100_000.0, 0), 0, now=0.0)
+    feed(assets, sectors, one_bar("ETH", MIDNIGHT - 2_000, 3_000.0, 0), 1, now=0.0)
+    feed(assets, sectors, one_bar("BTC", MIDNIGHT + 6_000, 100_500.0, 1), 0, now=9.0)
     assert closed(sectors, "total", "1d") == {}           # partition 1 quiet for 9 s: still waited for
-    feed(assets, sectors, bars_of("BTC", MIDNIGHT + 11 * MINUTE_MS, MIDNIGHT + 12 * MINUTE_MS, MINUTE_MS,
-                                  100_000.0), 0, now=10.5)
-    assert list(closed(sectors, "total", "1d")) == [T0]   # quiet for 10.5 s > 10 s: no longer
+    feed(assets, sectors, one_bar("BTC", MIDNIGHT + 7_000, 100_600.0, 2), 0, now=10.5)
+    assert list(closed(sectors, "total", "1d")) == [T0]   # quiet for 10.5 s > 10 s (live pace): no longer
+
+
+def test_a_partition_left_behind_by_a_replay_is_not_idle() -> None:
+    assets, sectors = stage_pair()
+    feed(assets, sectors, one_bar("BTC", MIDNIGHT - 1_000, 100_000.0, 0), 0, now=0.0)
+    feed(assets, sectors, one_bar("ETH", MIDNIGHT - 2_000, 3_000.0, 0), 1, now=0.0)
+    feed(assets, sectors, one_bar("BTC", MIDNIGHT + HOUR, 100_500.0, 1), 0, now=30.0)
+    assert closed(sectors, "total", "1d") == {}           # event time raced ahead: partition 1 is behind
 
 
 def test_a_rebuilt_stage_keeps_the_watermark_and_closes_nothing_early() -> None:

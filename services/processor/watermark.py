@@ -69,7 +69,11 @@ class Watermark:
             self.caught_up[src] = caught_up
         if wm is not None:
             self.progress[src] = max(self.progress.get(src, wm), wm)
-        self.lead_at_seen[src] = self.lead()
+        lead = self.lead()
+        self.lead_at_seen[src] = lead
+        for other, at in self.lead_at_seen.items():
+            if at < 0:             # heard of before any progress was known: from the first one
+                self.lead_at_seen[other] = lead
 
     def lead(self) -> int:
         return max(self.progress.values()) if self.progress else -1
@@ -77,8 +81,9 @@ class Watermark:
     def tick(self, now: float) -> None:
         self.latest = now if self.latest is None else max(self.latest, now)
         for src, seen in self.last_seen.items():
-            if seen is None:
+            if seen is None:       # heard of (expected or restored): quiet from now on, at this lead
                 self.last_seen[src] = self.latest
+                self.lead_at_seen[src] = self.lead()
 
     def active(self) -> list[int]:
         latest = self.latest

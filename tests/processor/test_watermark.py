@@ -180,3 +180,14 @@ def test_a_partition_behind_its_end_is_never_idle() -> None:
     wm.observe(1, 3_000, now=31.0, caught_up=True)
     wm.observe(0, 95_000, now=45.0, caught_up=True)
     assert wm.value() == 95_000                          # read to its end and quiet since: idle
+
+
+def test_a_source_that_never_reports_is_idle_only_at_live_pace() -> None:
+    live, replay = Watermark(idle_s=10.0), Watermark(idle_s=10.0)
+    for wm in (live, replay):
+        wm.expect([0, 1])
+        wm.observe(0, 1_000_000, now=0.0)
+        assert wm.value() is None
+    live.observe(0, 1_011_000, now=11.0)
+    replay.observe(0, 9_000_000, now=11.0)
+    assert (live.value(), replay.value()) == (1_011_000, None)

@@ -31,6 +31,7 @@ def test_watch_prints_updates(broker, services) -> None:  # type: ignore[no-unty
     raw = services("watch", ["--url", url, "--json", "sector:ai"], name="watch-json")
     out = wait_for_text(readable, "cap_usd=125,000,000,000")
     assert "snapshot" in out and "sector:ai" in out
+    wait_for_text(raw, '"type":"snapshot"')  # both watchers hold the snapshot before the update is produced
     asyncio.run(produce(broker.bootstrap, [(topics.SECTOR_CAPS.name, "ai", {"sector": "ai", "cap_usd": 2.0})]))
     wait_for_text(readable, "cap_usd=2")
     line = next(ln for ln in wait_for_text(raw, '"cap_usd":2.0').splitlines() if '"cap_usd":2.0' in ln)

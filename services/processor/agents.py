@@ -228,6 +228,8 @@ def attach(app: faust.App, ctx: Context) -> None:
                 await publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
                 metrics.observe_sector(value)
                 await alerts(ctx.signals.on_sector(value))
+                if value["sector"] == "total":
+                    await alerts(recheck_cascades())
             cap_series = set(ctx.universe.sectors())
             for candle in ctx.sectors.due_candles(now):
                 key = f"{candle['series']}:{candle['interval']}"
@@ -258,6 +260,16 @@ def attach(app: faust.App, ctx: Context) -> None:
         for alert in raised:
             await publish(topics.ALERTS, alert["kind"], alert, 0)
             metrics.ALERTS.labels(alert["kind"]).inc()
+
+    def recheck_cascades() -> list[Any]:
+        """The market-wide liquidation scopes judged again against the total cap's new 24 h change:
+        the liquidation stream can run ahead of the sector stage (a replay), so the move it was
+        first judged against may be an earlier one. Edge flags keep an alert from repeating."""
+        raised: list[Any] = []
+        for _key, value in sorted(ctx.liquidations.emit.last_value.items()):
+            if not str(value["scope"]).startswith("asset:"):
+                raised += ctx.signals.on_liquidation_totals(dict(value), price_change(value["scope"]))
+        return raised
 
     def price_change(scope: str) -> float | None:
         """The 24 h price move a liquidation scope is judged against (total cap for all/exchange)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-ASSETS_FILE = Path(__file__).resolve().parents[1] / "common" / "data" / "assets.json"
+from services.processor.reference import BUNDLED_ASSETS, read_file
+
 AI = "ai"
 
 
@@ -24,9 +24,7 @@ class Asset:
 
 
 @cache
-def load_universe(path: Path = ASSETS_FILE) -> tuple[Asset, ...]:
-    data = json.loads(path.read_text())
-    return tuple(
-        Asset(row["asset"], float(row["circulating_supply"]), tuple(row["sectors"]), bool(row.get("stablecoin")))
-        for row in data["assets"]
-    )
+def load_universe(path: Path = BUNDLED_ASSETS) -> tuple[Asset, ...]:
+    """The universe as the processor reads it (same file, same checks), in the file's order."""
+    records, _names = read_file(path)
+    return tuple(Asset(info.asset, info.circulating_supply, info.sectors, info.stablecoin) for info in records)

@@ -385,8 +385,6 @@ def attach(app: faust.App, ctx: Context) -> None:
 
     @app.agent(minutes_topic)
     async def sectors(stream: Any) -> None:
-        ctx.sectors.configure(settings.processor_close_lateness_ms, settings.processor_idle_source_seconds,
-                              range(topics.TRADE_BARS.partitions))
         async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
             await ctx.reference_ready.wait()
             await ctx.history_ready.wait()

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import faust
 
+from services.common import topics
 from services.common.kafka import faust_broker_settings
 from services.common.settings import KafkaSettings
 from services.processor.reference import Universe, bundled_universe
@@ -70,10 +71,13 @@ def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -
         stream_wait_empty=False,
     )
     universe = bundled_universe()
+    sectors = SectorStage(universe, settings.processor_emit_interval)
+    sectors.configure(settings.processor_close_lateness_ms, settings.processor_idle_source_seconds,
+                      range(topics.TRADE_BARS.partitions))
     ctx = Context(settings=settings, kafka=kafka, universe=universe,
                   assets=AssetStage(universe, settings.processor_emit_interval),
                   liquidations=LiquidationStage(settings.processor_emit_interval),
-                  sectors=SectorStage(universe, settings.processor_emit_interval),
+                  sectors=sectors,
                   signals=SignalEngine(settings))
     from services.processor.agents import attach
 

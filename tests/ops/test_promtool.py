@@ -57,6 +57,21 @@ def test_rules_read_only_contract_metrics_and_defined_recordings() -> None:
     assert seen, "no rule reads a cryptopulse metric"
 
 
+def test_every_rule_reading_a_recording_follows_it_in_the_same_group() -> None:
+    """Groups run concurrently in no fixed order; rules inside a group run in order. A rule that
+    reads a recorded series from another group (or before its recording rule) sees this evaluation's
+    value or the previous one's at random, which made the rule unit tests flaky."""
+    groups = yaml.safe_load((PROMETHEUS_DIR / "rules.yml").read_text())["groups"]
+    for group in groups:
+        recorded_so_far: set[str] = set()
+        for rule in group["rules"]:
+            name = rule.get("record") or rule.get("alert")
+            unordered = used_recorded(rule["expr"]) - recorded_so_far
+            assert not unordered, f"{name} reads {unordered} not recorded earlier in group {group['name']}"
+            if "record" in rule:
+                recorded_so_far.add(rule["record"])
+
+
 def test_every_alert_of_the_issue_exists_and_is_unit_tested() -> None:
     alerts = {rule["alert"] for rule in load_rules() if "alert" in rule}
     required = {"CryptopulseTargetDown", "CryptopulseIngestStalled", "CryptopulseReconnectStorm",

@@ -226,6 +226,66 @@ def bench_naive(broker: EmbeddedBroker, count: int) -> float:
                 os.remove(path)
 
 
+# ---------- realistic shapes: one trade per bar, pure stages driven as the agents drive them ----------
+SHAPES = ((65, 6, 1), (65, 6, 7), (500, 20, 1), (500, 20, 7))   # (instruments, sectors, days of event time)
+SHAPE_BATCH = 200          # bars per agent batch (a replay's batches are small: the ingestor sends as it goes)
+SHAPE_WALL_PER_BATCH = 0.05
+
+
+def shape_universe(assets: int, sectors: int) -> Any:
+    from services.processor.reference import AssetInfo, Universe
+
+    universe = Universe()
+    for i in range(assets):
+        universe.apply(AssetInfo(asset=f"A{i}", circulating_supply=1e6 * (i + 1),
+                                 sectors=(f"s{i % sectors}", f"s{(i * 7 + 3) % sectors}")))
+    return universe
+
+
+def shape_bars(assets: int, days: int, count: int, seed: int) -> list[bytes]:
+    """``count`` one-trade bars of random assets in event-time order over ``days`` days."""
+    rng = random.Random(seed)
+    span = days * 86_400_000
+    prices = [10.0 * (i + 1) for i in range(assets)]
+    out = []
+    for k in range(count):
+        ts = T0 + k * span // count
+        i = rng.randrange(assets)
+        prices[i] *= 1 + rng.uniform(-0.001, 0.001)
+        p = prices[i]
+        out.append(orjson.dumps({
+            "id": f"x:A{i}-USDT-PERP:{k}:{k}:1", "exchange": "x", "instrument": f"A{i}-USDT-PERP", "base": f"A{i}",
+            "quote": "USDT", "market": "perp", "minute": ts // 60_000 * 60_000, "count": 1, "volume": 1.0,
+            "notional_usd": p, "buy_notional_usd": p, "open": p, "high": p, "low": p, "close": p,
+            "first_trade_id": str(k), "last_trade_id": str(k), "ts_first": ts, "ts_last": ts, "ts_recv": ts + 5}))
+    return out
+
+
+def shape_run(assets: int, sectors: int, days: int, count: int) -> float:
+    """µs of processor CPU per bar: asset stage, sector stage and the emissions of every flush."""
+    from services.processor.stage_assets import AssetStage
+    from services.processor.stage_sectors import SectorStage
+
+    universe = shape_universe(assets, sectors)
+    stage1, stage2 = AssetStage(universe, 1.0), SectorStage(universe, 1.0)
+    stage2.configure(0, 10.0, [0])
+    bars = shape_bars(assets, days, count, seed=assets * 10 + days)
+    wall = 0.0
+    started = time.process_time()
+    for i in range(0, len(bars), SHAPE_BATCH):
+        wall += SHAPE_WALL_PER_BATCH
+        batch = stage1.apply((raw, 0) for raw in bars[i:i + SHAPE_BATCH])
+        stage2.apply((record for _asset, record in batch.records), now=wall)
+        stage1.due(wall)
+        stage2.due_sectors(wall)
+        stage2.due_candles(wall)
+    return (time.process_time() - started) / len(bars) * 1e6
+
+
+def bench_shapes(count: int) -> list[tuple[tuple[int, int, int], float]]:
+    return [(shape, shape_run(*shape, count)) for shape in SHAPES]
+
+
 # ---------- memory of 24 h state ----------
 def memory_child() -> None:
     from services.processor.reference import AssetInfo, Universe
@@ -341,7 +401,8 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=400_000)
     parser.add_argument("--naive-trades", type=int, default=20_000)
     parser.add_argument("--latency-seconds", type=float, default=20)
-    parser.add_argument("--only", choices=("memory", "throughput", "latency"), help="run one part")
+    parser.add_argument("--shape-bars", type=int, default=100_000, help="bars per realistic shape")
+    parser.add_argument("--only", choices=("shapes", "memory", "throughput", "latency"), help="run one part")
     parser.add_argument("--naive-worker", nargs=2, metavar=("BOOTSTRAP", "COUNTER_FILE"))
     parser.add_argument("--memory-child", action="store_true")
     args = parser.parse_args()
@@ -351,6 +412,13 @@ def main() -> None:
     if args.memory_child:
         memory_child()
         return
+    if args.only in (None, "shapes"):
+        results = bench_shapes(args.shape_bars)
+        for (n, k, days), us in results:
+            print(f"shape: 1 trade per bar, {n} instruments / {k} sectors, {days} d: {us:.1f} µs per bar "
+                  f"(target <= 30 µs)", flush=True)
+        costs = [us for _shape, us in results]
+        print(f"shape: slowest / fastest {max(costs) / min(costs):.2f}x (target flat within 1.5x)", flush=True)
     if args.only in (None, "memory"):
         mem = bench_memory()
         print(f"memory: 24 h state of 500 instruments / 20 sectors: {mem:.1f} MB RSS (target < 200 MB)", flush=True)

@@ -44,6 +44,11 @@ def minute_record(asset: str, minute: int, bucket: Bucket, src: int | None = Non
     return orjson.dumps(rec)
 
 
+def pack_records(records: Iterable[tuple[str, bytes]]) -> bytes:
+    """The records of one batch as one message (a JSON array, applied in order by the sector stage)."""
+    return b"[" + b",".join(record for _key, record in records) + b"]"
+
+
 @dataclass
 class BarBatch:
     table: list[TableChange] = field(default_factory=list)
@@ -132,10 +137,10 @@ class AssetStage:
         return stats_value(asset, stats, book.now_ts, info.circulating_supply if info else None,
                            list(info.sectors) if info else [])
 
-    def due(self, now: float) -> list[tuple[str, dict[str, Any]]]:
-        """Asset-stats values to emit now (conflated, changed only)."""
+    def due(self, now: float, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Asset-stats values to emit now (conflated, changed only; of at most ``limit`` assets)."""
         out = []
-        for asset in self.emit.ready(now):
+        for asset in self.emit.ready(now, limit):
             value = self.value(asset)
             if value is not None and self.emit.changed(asset, value, now):
                 out.append((asset, value))

@@ -35,8 +35,8 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import Trade, TradeBar
 from services.common.kafka import create_topics
-from services.processor import oracle
 from services.processor.reference import bundled_universe
+from tests import oracle
 
 T0 = 1_737_936_000_000
 ASSETS = ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "AVAX", "RENDER")

@@ -27,7 +27,7 @@ from services.common.events import InvalidEvent, Liquidation
 from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
-from services.processor.app import Context, internal_topic_name
+from services.processor.context import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
 from services.processor.signals import SignalEngine
 from services.processor.stage_assets import pack_records
@@ -450,10 +450,21 @@ def attach(app: faust.App, ctx: Context) -> None:
             await sectors_out.delivered()
             metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 
+    flushing: set[asyncio.Task[None]] = set()
+
     @app.timer(0.1)
     async def _conflation_timer() -> None:
-        if not flush_lock.locked():      # a flush under way emits what is due (no queue of timer runs)
-            await flush()
+        """Start a flush in the background (a long catch-up flush must not make the timer overlap);
+        none while one runs: it emits what is due."""
+        if not flush_lock.locked() and not flushing:
+            task = asyncio.ensure_future(flush())
+            flushing.add(task)
+            task.add_done_callback(_flushed)
+
+    def _flushed(task: asyncio.Task[None]) -> None:
+        flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("flush failed", exc_info=task.exception())
 
     @app.timer(5.0)
     async def _gauges() -> None:
@@ -479,6 +490,4 @@ def attach(app: faust.App, ctx: Context) -> None:
     async def _history() -> None:
         await run_history_reader(ctx)
 
-    ctx.extra["minutes_topic"] = minutes_topic
-    ctx.extra["flush"] = flush
-    ctx.extra["send_deadletters"] = send_deadletters
+    ctx.send_deadletters = send_deadletters

@@ -377,7 +377,8 @@ def attach(app: faust.App, ctx: Context) -> None:
             for i in range(0, len(events), BAR_SLICE):
                 chunk = events[i:i + BAR_SLICE]
                 with metrics.handler_slice("trade_bars"):
-                    batch = ctx.assets.apply(((e.value, e.message.partition) for e in chunk), behind(chunk))
+                    batch = ctx.assets.apply(((e.value, e.message.partition, e.message.key) for e in chunk),
+                                             behind(chunk))
                 await bars_out.write_table(asset_table, batch.table)
                 if batch.records:    # one message per slice: the sector stage pays Faust's per-event cost once
                     await bars_out.send(minutes_topic.get_topic_name(), b"slice", pack_records(batch.records))
@@ -397,7 +398,7 @@ def attach(app: faust.App, ctx: Context) -> None:
             bad = []
             for event in events:
                 try:
-                    liq = parse_liquidation(event.value, ctx.universe)
+                    liq = parse_liquidation(event.value, ctx.universe, ctx.assets.bounds)
                 except InvalidEvent as exc:
                     bad.append((event.value, str(exc)))
                     continue
@@ -440,13 +441,15 @@ def attach(app: faust.App, ctx: Context) -> None:
             await ctx.reference_ready.wait()
             await ctx.history_ready.wait()
             started = time.perf_counter()
+            changes: list[TableChange] = []
             for chunk in slices_by_size([e.value for e in events], MINUTES_SLICE_BYTES):
                 with metrics.handler_slice("asset_minutes"):
-                    changes = ctx.sectors.apply(chunk)
-                # the closes go out (and the engine state is stored) before the buckets that made them:
-                # after a kill in between, the redelivered buckets close the same intervals again
-                await flush()
-                await sectors_out.write_table(sector_table, changes)
+                    changes += ctx.sectors.apply(chunk)
+                await asyncio.sleep(0)
+            # the closes go out (and the engine state is stored) before the buckets that made them:
+            # after a kill in between, the redelivered buckets close the same intervals again
+            await flush()
+            await sectors_out.write_table(sector_table, changes)
             await sectors_out.delivered()
             metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 

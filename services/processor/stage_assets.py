@@ -18,7 +18,7 @@ from services.common.events import InvalidEvent
 from services.processor.assetbook import APPLIED, DUPLICATE, AssetBook, Bucket, stats_value
 from services.processor.emitter import Conflator
 from services.processor.reference import Universe
-from services.processor.validate import parse_bar
+from services.processor.validate import DEFAULT_BOUNDS, Bounds, parse_bar
 from services.processor.watermark import progress_record, source_key
 
 TableChange = tuple[int, str, bytes | None]     # (partition, key, value or None to delete)
@@ -60,8 +60,9 @@ class BarBatch:
 
 
 class AssetStage:
-    def __init__(self, universe: Universe, emit_interval: float) -> None:
+    def __init__(self, universe: Universe, emit_interval: float, bounds: Bounds = DEFAULT_BOUNDS) -> None:
         self.universe = universe
+        self.bounds = bounds
         self.books: dict[str, AssetBook] = {}
         self.partition_of: dict[str, int] = {}
         self.emit = Conflator(emit_interval)
@@ -74,15 +75,19 @@ class AssetStage:
             book = self.books[asset] = AssetBook(asset)
         return book
 
-    def apply(self, messages: Iterable[tuple[bytes | None, int]], behind: Container[int] = ()) -> BarBatch:
-        """``behind``: partitions the consumer has not read to their end (reported with the progress)."""
+    def apply(self, messages: Iterable[tuple[bytes | None, int] | tuple[bytes | None, int, bytes | None]],
+              behind: Container[int] = ()) -> BarBatch:
+        """Messages as (value, partition) or (value, partition, key): a key must name the bar's
+        base asset. ``behind``: partitions the consumer has not read to their end (reported with
+        the progress)."""
         out = BarBatch()
         touched: dict[tuple[str, int], int] = {}
         before = dict(self.progress)
         seen: set[int] = set()
-        for raw, partition in messages:
+        for message in messages:
+            raw, partition = message[0], message[1]
             try:
-                bar = parse_bar(raw, self.universe)
+                bar = parse_bar(raw, self.universe, self.bounds, message[2] if len(message) > 2 else False)
             except InvalidEvent as exc:
                 out.deadletters.append((raw, str(exc)))
                 out.outcomes["deadletter"] += 1

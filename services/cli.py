@@ -20,6 +20,7 @@ SERVICE_CLI_MODULES = (
     "services.processor.cli",
     "services.gateway.cli",
     "services.scenario.cli",
+    "services.reference.cli",
     "services.supervisor",
 )
 

@@ -3,5 +3,6 @@
 import services.gateway.settings  # noqa: F401
 import services.ingestor.settings  # noqa: F401
 import services.processor.settings  # noqa: F401
+import services.reference.settings  # noqa: F401
 import services.scenario.settings  # noqa: F401
 import services.supervisor_settings  # noqa: F401

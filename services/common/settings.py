@@ -115,6 +115,7 @@ class KafkaSettings:
         None, "Idempotent producer. Unset: on for external Kafka, off on the embedded broker."
     )
     log_level: str = setting("INFO", "Log level of every service (DEBUG, INFO, WARNING, ERROR).")
+    log_format: str = setting("text", "Log line format: text, or json (one JSON object per line, for containers).")
 
     @property
     def embedded(self) -> bool:

@@ -46,6 +46,40 @@ def _covers(allowed: str, requested: str) -> bool:
     return requested.startswith(allowed[:-1])
 
 
+def _read_key(key: str) -> str:
+    """A PEM key given as text or as ``@path``."""
+    return Path(key[1:]).read_text() if key.startswith("@") else key
+
+
+def issue_token(settings: GatewaySettings, channels: list[str] | None, ttl_seconds: int,
+                subject: str | None = None, private_key: str | None = None, now: float | None = None) -> str:
+    """A JWT the gateway configured by ``settings`` accepts (as Centrifugo's ``gentoken``).
+
+    HS256 with the configured secret, or RS256 with ``private_key`` (PEM text or ``@path``; the
+    gateway verifies with the matching public key). ``channels`` None = every channel.
+    """
+    for channel in channels or ():
+        try:
+            protocol.family_of(channel)
+        except protocol.ProtocolError as exc:
+            raise AuthError(exc.message) from None
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"iat": issued, "exp": issued + ttl_seconds}
+    if settings.gateway_auth_issuer:
+        claims["iss"] = settings.gateway_auth_issuer
+    if subject:
+        claims["sub"] = subject
+    if channels is not None:
+        claims["channels"] = channels
+    key, algorithm = (_read_key(private_key), "RS256") if private_key else (settings.gateway_auth_secret, "HS256")
+    if not key:
+        raise AuthError("no CRYPTOPULSE_GATEWAY_AUTH_SECRET is configured (or give --private-key for RS256)")
+    try:
+        return jwt.encode(claims, key, algorithm=algorithm)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise AuthError(f"cannot sign the token: {exc}") from None
+
+
 class Authenticator:
     def __init__(self, settings: GatewaySettings) -> None:
         self.issuer = settings.gateway_auth_issuer
@@ -55,10 +89,7 @@ class Authenticator:
         if settings.gateway_auth_secret:
             self.keys.append(("HS256", settings.gateway_auth_secret))
         if settings.gateway_auth_public_key:
-            key = settings.gateway_auth_public_key
-            if key.startswith("@"):
-                key = Path(key[1:]).read_text()
-            self.keys.append(("RS256", key))
+            self.keys.append(("RS256", _read_key(settings.gateway_auth_public_key)))
 
     @property
     def enabled(self) -> bool:

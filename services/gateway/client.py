@@ -72,12 +72,17 @@ def _short(value: Any) -> str:
 
 
 async def watch(url: str, channels: list[str], raw: bool = False, token: str | None = None) -> int:
+    """Print every message until interrupted; an error reply (bad channel, forbidden, auth) ends it with 1."""
     client = GatewayClient(url, channels, token=token)
     async for message in client.messages():
         if raw:
             print(orjson.dumps(message).decode(), flush=True)
-            continue
-        line = render(message)
-        if line is not None:
-            print(line, flush=True)
+        else:
+            line = render(message)
+            if line is not None:
+                print(line, flush=True)
+        if message.get("type") == "error":
+            if raw:
+                print(render(message), file=sys.stderr, flush=True)
+            return 1
     return 0

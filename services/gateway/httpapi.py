@@ -31,6 +31,9 @@ OPENAPI_PATH = SCHEMA_DIR / "openapi.json"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 DEFAULT_HISTORY_LIMIT = 100
+MAX_HISTORY_LIMIT = 1000  # records per history response (schemas/openapi.json says the same)
+HTTP_ERROR_CODES = ("bad_request", "unknown_channel", "forbidden", "auth_failed", "not_found", "no_data",
+                    "not_ready", "method_not_allowed")
 
 
 class HttpError(Exception):
@@ -38,6 +41,7 @@ class HttpError(Exception):
 
     def __init__(self, status: HTTPStatus, code: str, message: str) -> None:
         super().__init__(message)
+        assert code in HTTP_ERROR_CODES, code
         self.status = status
         self.code = code
         self.message = message
@@ -162,9 +166,8 @@ class HttpApi:
     def history(self, grant: Grant, raw: str, since: int | None, limit: int) -> bytes:
         """Retained records after ``since`` (the newest ``limit`` if no ``since``), oldest first;
         ``complete`` is false when records after ``since`` are no longer retained."""
-        if not 1 <= limit <= self.settings.gateway_history_size:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "bad_request",
-                            f"'limit' must be between 1 and {self.settings.gateway_history_size}")
+        if not 1 <= limit <= MAX_HISTORY_LIMIT:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "bad_request", f"'limit' must be between 1 and {MAX_HISTORY_LIMIT}")
         channel = self._channel(grant, raw)
         name = unquote(raw)
         entries, complete = channel.after(since, limit) if channel is not None else ([], True)

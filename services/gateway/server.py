@@ -516,4 +516,5 @@ class _ThrottledHandshakeLog(logging.Filter):
 
 
 HANDSHAKE_LOG = logging.getLogger("cryptopulse.gateway.websockets")
+HANDSHAKE_LOG.setLevel(logging.WARNING)  # no line per connection opened or closed
 HANDSHAKE_LOG.addFilter(_ThrottledHandshakeLog())

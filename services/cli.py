@@ -27,6 +27,7 @@ SERVICE_CLI_MODULES = (
     "services.gateway.cli",
     "services.scenario.cli",
     "services.reference.cli",
+    "services.ingestor.backfill.cli",
     "services.supervisor",
 )
 

@@ -27,6 +27,7 @@ from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
 from services.common.settings import KafkaSettings, env_name, load
 from services.gateway.settings import GatewaySettings
+from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
 from services.processor.settings import ProcessorSettings
 from services.reference.settings import ReferenceSettings
@@ -233,6 +234,20 @@ class ReferenceRefresher:
             self._thread.join(timeout=5)
 
 
+def warm_start(kafka: KafkaSettings, settings: BackfillSettings, stack: Stack) -> None:
+    """Live mode: backfill what the checkpoints say is missing, then record the minute live trades
+    take over from (later backfills never publish a minute from it on: no double counting)."""
+    from services.ingestor.backfill.run import backfill, mark_live
+
+    if not settings.backfill_on_start:
+        stack.say("backfill skipped (CRYPTOPULSE_BACKFILL_ON_START=false)")
+        return
+    summary = asyncio.run(backfill(kafka, settings, out=stack.out))
+    stack.say(summary.line())
+    since = asyncio.run(mark_live(kafka, summary.ranges.cutoff))
+    stack.say(f"live trades count from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
+
+
 def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]:
     return [
         Child("processor", service_argv("process", *kafka_args)),
@@ -283,6 +298,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if refresher is not None:
             refresher.refresh_now()
             refresher.start()
+            warm_start(kafka, load(BackfillSettings), stack)
         stack.start_children(bootstrap)
         for line in describe_stack(ingestor, processor, gateway):
             stack.say(line)

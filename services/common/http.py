@@ -105,8 +105,12 @@ Opener = Callable[[str, Mapping[str, str], float], tuple[int, dict[str, str], by
 
 
 def get_json(url: str, headers: Mapping[str, str] | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-             sleep: Callable[[float], None] = time.sleep, opener: Opener = _open) -> Any:
-    """GET ``url`` and decode its JSON body, retrying what the policy allows (blocking)."""
+             sleep: Callable[[float], None] = time.sleep, opener: Opener = _open,
+             on_wait: Callable[[int, float], None] | None = None) -> Any:
+    """GET ``url`` and decode its JSON body, retrying what the policy allows (blocking).
+
+    ``on_wait(status, seconds)`` is told before each wait, so a caller that sends other requests
+    to the same host can hold them too (a 429 is for the whole IP, not this one request)."""
     last = "no attempt made"
     for attempt in range(1, policy.attempts + 1):
         try:
@@ -126,6 +130,8 @@ def get_json(url: str, headers: Mapping[str, str] | None = None, policy: RetryPo
         if wait > policy.max_wait:
             raise HttpError(url, f"{last}; Retry-After {wait:.0f} s is beyond {policy.max_wait:.0f} s", status)
         log.warning("GET %s: %s; retrying in %.1f s (%d/%d)", redact(url), last, wait, attempt, policy.attempts)
+        if on_wait is not None:
+            on_wait(status, wait)
         sleep(wait)
     raise HttpError(url, f"{last} after {policy.attempts} attempts")
 
@@ -141,7 +147,12 @@ class Throttle:
         self.clock = clock
         self.tokens = capacity
         self.stamp = clock()
+        self.paused_until = 0.0
         self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` (the host said Retry-After); safe from any thread."""
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
 
     def delay(self, weight: float) -> float:
         """Seconds to wait before a request of ``weight`` may go (reserves it: call once per request)."""
@@ -153,6 +164,9 @@ class Throttle:
 
     async def acquire(self, weight: float = 1.0) -> None:
         async with self._lock:
+            held = self.paused_until - self.clock()
+            if held > 0:
+                await asyncio.sleep(held)
             wait = self.delay(weight)
         if wait > 0:
             await asyncio.sleep(wait)

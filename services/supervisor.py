@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from services.common.broker import EmbeddedBroker
+from services.common.broker import EmbeddedBroker, refuse_secure_embedded
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
@@ -77,11 +77,12 @@ class Stack:
 
     def start_kafka(self) -> str:
         if self.kafka.embedded:
+            refuse_secure_embedded(self.kafka)
             self.broker = EmbeddedBroker(self.kafka.broker_host, self.kafka.broker_port).start()
             self.say(f"embedded Kafka broker (Tansu, in memory) on {self.broker.bootstrap}")
         bootstrap = self.kafka.bootstrap
-        asyncio.run(wait_for_kafka(bootstrap, timeout=15))
-        created = asyncio.run(create_topics(bootstrap))
+        asyncio.run(wait_for_kafka(self.kafka, timeout=15))
+        created = asyncio.run(create_topics(self.kafka))
         self.say(f"topics ready on {bootstrap} ({len(created)} created)")
         loaded = asyncio.run(ensure_reference_data(self.kafka))
         if loaded:

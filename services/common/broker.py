@@ -5,8 +5,8 @@ loses every topic (see BROKER_NOTES.md), so whoever starts it also creates the t
 
 It speaks PLAINTEXT only: Tansu 0.6.0 refuses ``--cert`` with ``--key`` (one clap group), so it
 cannot serve TLS, and with ``--authentication`` no SCRAM user can be created (creating one needs an
-authenticated connection; PLAIN is not compiled in; the store is memory only). TLS tests put a
-TLS-terminating proxy in front of it, which the broker advertises (``advertised``).
+authenticated connection; PLAIN is not compiled in; the store is memory only). The security tests
+put a TLS/SASL-terminating proxy in front of it, which the broker advertises (``advertised``).
 """
 
 from __future__ import annotations

@@ -121,3 +121,21 @@ def test_client_configurations_follow_the_security_settings(tmp_path: Path) -> N
     assert librdkafka_config(scram) == {
         "bootstrap.servers": "b:9096", "security.protocol": "sasl_ssl", "sasl.mechanisms": "SCRAM-SHA-512",
         "sasl.username": "svc", "sasl.password": "pw", "ssl.endpoint.identification.algorithm": "https"}
+
+
+def test_faust_gets_the_same_credentials() -> None:
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from services.common.kafka import faust_broker_settings
+
+    assert "broker_credentials" not in faust_broker_settings(load(KafkaSettings, environ={}))
+    scram = load(KafkaSettings, environ={"CRYPTOPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                         "CRYPTOPULSE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+                                         "CRYPTOPULSE_KAFKA_SASL_USERNAME": "svc",
+                                         "CRYPTOPULSE_KAFKA_SASL_PASSWORD": "pw"})
+    auth = credentials_to_aiokafka_auth(faust_broker_settings(scram)["broker_credentials"])
+    assert (auth["security_protocol"], auth["sasl_mechanism"], auth["sasl_plain_username"],
+            auth["sasl_plain_password"]) == ("SASL_SSL", "SCRAM-SHA-256", "svc", "pw")
+    assert auth["ssl_context"] is not None
+    tls = load(KafkaSettings, environ={"CRYPTOPULSE_KAFKA_SECURITY_PROTOCOL": "SSL"})
+    assert credentials_to_aiokafka_auth(faust_broker_settings(tls)["broker_credentials"])["security_protocol"] == "SSL"

@@ -49,6 +49,29 @@ class FrameError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class RowError:
+    """One unusable row of a multi-row frame: dead-lettered on its own while the frame's good rows
+    are published. ``raw`` is the frame with its rows cut down to this one (the venue's own format,
+    so a dead letter can be replayed through the adapter once the cause is fixed)."""
+
+    index: int
+    reason_class: str
+    message: str
+    raw: str
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What one frame yields: its events, its bad rows, and for venues that aggregate fills under
+    one id (OKX ``count``) how many sequential trade ids an event covers (event index -> count,
+    only when > 1), so gap detection does not mistake the covered ids for missing trades."""
+
+    events: list[Event] = field(default_factory=list)
+    rejected: list[RowError] = field(default_factory=list)
+    spans: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
     """One tradable instrument of a venue, from the bundled snapshot or the venue's REST API.
 
@@ -145,10 +168,14 @@ class Venue(Protocol):
         """The websocket URL for this subscription (usually ``rules.url``)."""
         ...
 
-    def parse(self, frame: str, ts_recv: int) -> list[Event]:
-        """Canonical events of one text frame; ``[]`` for acks, pongs and other control frames.
+    def parse_frame(self, frame: str, ts_recv: int) -> Parsed:
+        """Events and bad rows of one text frame (no events and no rows for acks, pongs and other
+        control frames). Raises :class:`FrameError` (never another exception) when the frame as a
+        whole is unusable: invalid JSON, unknown event type, a broken envelope; a bad row of a
+        multi-row frame (missing/mistyped fields, NaN/inf/<= 0 prices or sizes, unknown
+        instruments) is a :class:`RowError` and the other rows still count."""
+        ...
 
-        Raises :class:`FrameError` for anything unusable (never another exception): invalid JSON,
-        unknown event type, missing/mistyped fields, NaN/inf/<= 0 prices or sizes, unknown instruments.
-        """
+    def parse(self, frame: str, ts_recv: int) -> list[Event]:
+        """Strict form of :meth:`parse_frame`: the events, or the first bad row's :class:`FrameError`."""
         ...

@@ -15,6 +15,7 @@ candle; rows exist from ``listed_from`` to the fake's clock ``now`` (the last on
 from __future__ import annotations
 
 import math
+import time
 
 from tests.live.fakerest import Answer, FakeRest, json_answer
 
@@ -37,17 +38,22 @@ def ohlc(symbol: str, t: int, step: int) -> tuple[float, float, float, float]:
 
 
 class FakeKlines(FakeRest):
-    def __init__(self, venue: str, symbols: dict[str, float], now: int, listed_from: int = 0) -> None:
-        """``symbols``: venue-native symbol -> contract size (OKX sizes count contracts)."""
+    def __init__(self, venue: str, symbols: dict[str, float], now: int | None, listed_from: int = 0) -> None:
+        """``symbols``: venue-native symbol -> contract size (OKX sizes count contracts); ``now``:
+        the fake's clock (None: the wall clock)."""
         super().__init__()
         self.venue = venue
         self.symbols = symbols
-        self.now = now
+        self.fixed_now = now
         self.listed_from = listed_from
         path = {"binance": "/fapi/v1/klines", "bybit": "/v5/market/kline",
                 "okx": "/api/v5/market/history-candles"}[venue]
         self.path = path
         self.route(path, getattr(self, f"_{venue}"))
+
+    @property
+    def now(self) -> int:
+        return self.fixed_now if self.fixed_now is not None else time.time_ns() // 1_000_000
 
     def _rows(self, symbol: str, step: int, first: int, last: int) -> list[tuple[int, bool]]:
         """(open time, closed) of every row with ``first <= open <= last`` that exists."""

@@ -25,7 +25,7 @@ from services.common.broker import EmbeddedBroker, refuse_secure_embedded
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
-from services.common.settings import KafkaSettings, env_name, load
+from services.common.settings import KafkaSettings, MetricsSettings, env_name, load
 from services.gateway.settings import GatewaySettings
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
@@ -276,6 +276,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     processor = load(ProcessorSettings)
     gateway = load(GatewaySettings)
     supervisor = load(SupervisorSettings)
+    load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
     ingest_args: list[str] = []
     if args.source:
         ingest_args += ["--source", args.source]

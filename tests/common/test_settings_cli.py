@@ -67,3 +67,13 @@ def test_no_setting_is_read_while_the_command_line_is_built(monkeypatch: pytest.
         with pytest.raises(SystemExit) as exited:
             build_parser().parse_args([command, "--help"])
         assert exited.value.code == 0, command
+
+
+def test_the_embedded_broker_refuses_a_secure_protocol_rather_than_run_in_the_clear() -> None:
+    env = {"CRYPTOPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "CRYPTOPULSE_KAFKA_SASL_USERNAME": "svc",
+           "CRYPTOPULSE_KAFKA_SASL_PASSWORD": "pw", "CRYPTOPULSE_BROKER_PORT": "1"}
+    for command in ("broker", "up"):
+        done = cli(command, env=env)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "PLAINTEXT only" in lines[0] and "CRYPTOPULSE_KAFKA_BOOTSTRAP" in lines[0]

@@ -110,6 +110,7 @@ def read_back(kafka: KafkaSettings, topic: str, partitions: int, timeout: float 
         consumer.close()
 
 
+@pytest.mark.slow
 def test_replay_flows_through_tls_and_scram_to_the_gateway(secure_kafka: Start, services) -> None:  # type: ignore[no-untyped-def]
     secure = secure_kafka("SASL_SSL", "SCRAM-SHA-512")
     kafka = secure.settings

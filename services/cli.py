@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from services.common.errors import StartupError
-from services.common.settings import KafkaSettings, SettingsError, env_name, load, registered
+from services.common.settings import FILE_SUFFIX, KafkaSettings, SettingsError, env_name, load, registered
 
 SERVICE_CLI_MODULES = (
     "services.ingestor.cli",
@@ -108,7 +108,8 @@ def effective_settings(flags: dict[str, Any], environ: dict[str, str] | None = N
         loaded = load(cls, environ=env, **given)
         for field in dataclasses.fields(cls):
             variable = env_name(field.name)
-            source = "flag" if field.name in given else "env" if variable in env else "default"
+            from_env = variable in env or variable + FILE_SUFFIX in env
+            source = "flag" if field.name in given else "env" if from_env else "default"
             value = getattr(loaded, field.name)
             if isinstance(value, tuple):
                 value = list(value)

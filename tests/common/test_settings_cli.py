@@ -10,6 +10,7 @@ import sys
 import typing
 from typing import Any
 
+import orjson
 import pytest
 
 from services.cli import build_parser
@@ -77,3 +78,15 @@ def test_the_embedded_broker_refuses_a_secure_protocol_rather_than_run_in_the_cl
         assert done.returncode == 2, (command, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "PLAINTEXT only" in lines[0] and "CRYPTOPULSE_KAFKA_BOOTSTRAP" in lines[0]
+
+
+def test_settings_shows_a_secret_read_from_its_file_as_set_and_hidden(tmp_path: Any) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("file-secret\n")
+    env = {"CRYPTOPULSE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CRYPTOPULSE_KAFKA_SASL_USERNAME": "svc",
+           "CRYPTOPULSE_KAFKA_SASL_PASSWORD_FILE": str(secret)}
+    done = cli("settings", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    row = next(r for r in orjson.loads(done.stdout) if r["name"] == "CRYPTOPULSE_KAFKA_SASL_PASSWORD")
+    assert (row["value"], row["source"]) == ("***", "env")
+    assert "file-secret" not in done.stdout

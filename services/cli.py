@@ -26,6 +26,8 @@ SERVICE_CLI_MODULES = (
     "services.processor.cli",
     "services.gateway.cli",
     "services.scenario.cli",
+    "services.reference.cli",
+    "services.ingestor.backfill.cli",
     "services.supervisor",
 )
 

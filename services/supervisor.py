@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -27,8 +27,10 @@ from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
 from services.common.settings import KafkaSettings, env_name, load
 from services.gateway.settings import GatewaySettings
+from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
 from services.processor.settings import ProcessorSettings
+from services.reference.settings import ReferenceSettings
 from services.supervisor_settings import SupervisorSettings
 
 
@@ -165,13 +167,14 @@ class Stack:
 
 
 async def ensure_reference_data(kafka: KafkaSettings) -> int:
-    """Publish the bundled asset universe when the assets topic is empty (a fresh embedded broker,
-    a new cluster); a cluster that already has reference data keeps it. Returns how many were loaded."""
+    """Publish the bundled asset universe (and its as-of status) when the assets topic is empty (a
+    fresh embedded broker, a new cluster); a cluster that already has reference data keeps it.
+    Returns how many were loaded."""
     from aiokafka import TopicPartition
 
     from services.common.kafka import make_consumer
     from services.common.topics import ASSETS
-    from services.processor.reference_io import load_assets
+    from services.reference.service import load_file
 
     consumer = make_consumer(kafka)
     await consumer.start()
@@ -182,7 +185,67 @@ async def ensure_reference_data(kafka: KafkaSettings) -> int:
         await consumer.stop()
     if any(ends.values()):
         return 0
-    return await load_assets(kafka)
+    return await load_file(kafka)
+
+
+class ReferenceRefresher:
+    """Live mode: refresh the reference data at start (blocking, so backfill and processor see the
+    current supplies) and then every ``assets_refresh_interval`` seconds in a background thread."""
+
+    def __init__(self, kafka: KafkaSettings, settings: ReferenceSettings, say: Callable[[str], None]) -> None:
+        self.kafka = kafka
+        self.settings = settings
+        self.say = say
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def refresh_now(self) -> None:
+        from services.reference.cli import describe_status
+        from services.reference.service import RefreshError, assets_status, describe, refresh
+
+        try:
+            plan = asyncio.run(refresh(self.kafka, self.settings))
+            self.say(f"reference data refreshed from {self.settings.assets_provider}: {describe(plan)}")
+        except RefreshError as exc:
+            self.say(str(exc))
+        self.say(describe_status(asyncio.run(assets_status(self.kafka))))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reference-refresh", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        from services.reference.service import refresh_forever
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await refresh_forever(self.kafka, self.settings, self._stop, self.say)
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=5)
+
+
+def warm_start(kafka: KafkaSettings, settings: BackfillSettings, stack: Stack) -> None:
+    """Live mode: backfill what the checkpoints say is missing, then record the minute live trades
+    take over from (later backfills never publish a minute from it on: no double counting)."""
+    from services.ingestor.backfill.run import backfill, mark_live
+
+    if not settings.backfill_on_start:
+        stack.say("backfill skipped (CRYPTOPULSE_BACKFILL_ON_START=false)")
+        return
+    summary = asyncio.run(backfill(kafka, settings, out=stack.out))
+    stack.say(summary.line())
+    since = asyncio.run(mark_live(kafka, summary.ranges.cutoff))
+    stack.say(f"live trades count from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
 
 
 def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]:
@@ -228,17 +291,27 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    live = ingestor.ingest_source == "live"
+    refresher = ReferenceRefresher(kafka, load(ReferenceSettings), stack.say) if live else None
     try:
         bootstrap = stack.start_kafka()
+        if refresher is not None:
+            refresher.refresh_now()
+            refresher.start()
+            warm_start(kafka, load(BackfillSettings), stack)
         stack.start_children(bootstrap)
         for line in describe_stack(ingestor, processor, gateway):
             stack.say(line)
         stack.say("Ctrl-C stops everything")
         code = stack.watch()
     except StartupError:
+        if refresher is not None:
+            refresher.stop()
         stack.stop_all()
         raise
     stack.say(f"stopping ({stack.stop_reason})")
+    if refresher is not None:
+        refresher.stop()
     stack.stop_all()
     stack.say("stopped")
     return code

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any
 
 from services.common.kafka import wait_for_kafka
@@ -41,12 +42,15 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from services.gateway.client import watch
+    from services.gateway.client import GatewayRefused, watch
 
     try:
         return asyncio.run(watch(args.url, args.channels, raw=args.json, token=args.token))
     except KeyboardInterrupt:
         return 0
+    except GatewayRefused as exc:
+        print(f"cryptopulse watch: {exc}", file=sys.stderr)
+        return 1
 
 
 def register(sub: Any) -> None:

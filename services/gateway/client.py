@@ -8,12 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 import websockets
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+RETRY_SECONDS = 1.0
+
+
+class GatewayRefused(Exception):
+    """The gateway answered with an HTTP error instead of a websocket (403 origin, 503 loading, ...)."""
+
+
+def refusal(exc: InvalidHandshake, url: str) -> GatewayRefused:
+    """One line saying why a connection was refused: the status and the gateway's own words."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        body = response.body.decode(errors="replace").strip().splitlines() if response.body else []
+        detail = f": {body[0][:200]}" if body else ""
+        return GatewayRefused(f"{url} refused the connection: HTTP {response.status_code} "
+                              f"{response.reason_phrase}{detail}")
+    return GatewayRefused(f"{url} refused the connection: {exc}")
 
 
 class GatewayClient:
@@ -34,23 +52,41 @@ class GatewayClient:
             message["history"] = self.history
         return orjson.dumps(message)
 
-    async def messages(self, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
-        """Every server message; reconnects (and resumes) after a dropped connection."""
+    async def messages(self, reconnect: bool = True) -> AsyncGenerator[dict[str, Any], None]:
+        """Every server message; reconnects (and resumes) after a dropped connection, and while the
+        gateway is loading (503). Other HTTP refusals raise :class:`GatewayRefused`. The connection
+        is closed with 1000 however the caller stops iterating."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         while True:
             try:
-                async with websockets.connect(self.url, additional_headers=headers, open_timeout=5) as ws:
-                    await ws.send(self._subscribe_message().decode())
-                    async for frame in ws:
-                        message = orjson.loads(frame)
-                        if message.get("type") in ("snapshot", "update"):
-                            self.last_seq[message["channel"]] = message["seq"]
-                        yield message
-            except (OSError, ConnectionClosed) as exc:
+                ws = await websockets.connect(self.url, additional_headers=headers, open_timeout=5)
+            except InvalidHandshake as exc:
+                refused = refusal(exc, self.url)
+                if not reconnect or not isinstance(exc, InvalidStatus) or exc.response.status_code != 503:
+                    raise refused from None
+                print(f"{refused}; retrying", file=sys.stderr)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            except OSError as exc:
+                if not reconnect:
+                    raise
+                print(f"cannot connect to {self.url} ({exc}); retrying", file=sys.stderr)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
+                await ws.send(self._subscribe_message().decode())
+                async for frame in ws:
+                    message = orjson.loads(frame)
+                    if message.get("type") in ("snapshot", "update"):
+                        self.last_seq[message["channel"]] = message["seq"]
+                    yield message
+            except ConnectionClosed as exc:
                 if not reconnect:
                     raise
                 print(f"connection lost ({exc}); reconnecting", file=sys.stderr)
-                await asyncio.sleep(1)
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                await ws.close()
 
 
 def render(message: dict[str, Any]) -> str | None:
@@ -74,15 +110,16 @@ def _short(value: Any) -> str:
 async def watch(url: str, channels: list[str], raw: bool = False, token: str | None = None) -> int:
     """Print every message until interrupted; an error reply (bad channel, forbidden, auth) ends it with 1."""
     client = GatewayClient(url, channels, token=token)
-    async for message in client.messages():
-        if raw:
-            print(orjson.dumps(message).decode(), flush=True)
-        else:
-            line = render(message)
-            if line is not None:
-                print(line, flush=True)
-        if message.get("type") == "error":
+    async with aclosing(client.messages()) as stream:
+        async for message in stream:
             if raw:
-                print(render(message), file=sys.stderr, flush=True)
-            return 1
+                print(orjson.dumps(message).decode(), flush=True)
+            else:
+                line = render(message)
+                if line is not None:
+                    print(line, flush=True)
+            if message.get("type") == "error":
+                if raw:
+                    print(render(message), file=sys.stderr, flush=True)
+                return 1
     return 0

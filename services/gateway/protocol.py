@@ -54,6 +54,8 @@ class Err:
     RATE_LIMITED = "rate_limited"
     AUTH_FAILED = "auth_failed"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TOKEN_EXPIRED = "token_expired"
 
 
 CLOSE_CODES: tuple[int, ...] = tuple(v for k, v in vars(Close).items() if k.isupper())
@@ -77,9 +79,10 @@ class Request:
     channels: tuple[str, ...] = ()
     since: dict[str, int] = field(default_factory=dict)
     history: int = 0
+    token: str | None = None
 
 
-OPS = ("subscribe", "unsubscribe", "ping")
+OPS = ("subscribe", "unsubscribe", "ping", "refresh")
 
 
 def family_of(channel: str) -> str:
@@ -135,6 +138,11 @@ def parse_request(text: str | bytes) -> Request:
         raise ProtocolError(Err.UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}", request_id)
     if op == "ping":
         return Request(op="ping", id=request_id)
+    if op == "refresh":
+        token = message.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError(Err.BAD_REQUEST, "'token' must be a non-empty string", request_id)
+        return Request(op="refresh", id=request_id, token=token)
     return _parse_channels_request(op, message, request_id)
 
 

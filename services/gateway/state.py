@@ -55,12 +55,25 @@ class Channel:
         return protocol.envelope("snapshot", self.name, latest.seq, latest.prev, latest.value, latest.ts,
                                  recovered)
 
-    def past(self, count: int) -> list[bytes]:
-        """Up to ``count`` retained values before the latest, oldest first, as ``history`` messages."""
+    def past_entries(self, count: int) -> list[Entry]:
+        """Up to ``count`` retained entries before the latest, oldest first."""
         if count <= 0 or len(self.history) < 2:
             return []
-        entries = list(self.history)[:-1][-count:]
-        return [protocol.envelope("history", self.name, e.seq, e.prev, e.value, e.ts) for e in entries]
+        return list(self.history)[:-1][-count:]
+
+    def past(self, count: int) -> list[bytes]:
+        """Up to ``count`` retained values before the latest, oldest first, as ``history`` messages."""
+        return [history_message(self.name, e) for e in self.past_entries(count)]
+
+    def after(self, since: int | None, limit: int) -> tuple[list[Entry], bool]:
+        """Up to ``limit`` retained entries with seq > ``since`` (all retained if None), oldest first,
+        and whether the retained history still reaches back to ``since`` (nothing missed before them)."""
+        entries = list(self.history)
+        if since is None:
+            return entries[-limit:] if limit > 0 else [], True
+        newer = [e for e in entries if e.seq > since]
+        complete = not newer or newer[0].prev is None or newer[0].prev <= since
+        return newer[:limit], complete
 
     def replay_after(self, since: int) -> list[Entry] | None:
         """Every entry after seq ``since`` if history still holds all of them, else None (never partial)."""
@@ -74,6 +87,16 @@ class Channel:
             if entry.prev == since:
                 return entries[index:]
         return None
+
+
+def history_message(name: str, entry: Entry) -> bytes:
+    return protocol.envelope("history", name, entry.seq, entry.prev, entry.value, entry.ts)
+
+
+def history_message_size(entry: Entry) -> int:
+    """The exact size of :func:`history_message` without building it: the update envelope with a
+    one-character longer type name (so an answer is sized before anything is allocated for it)."""
+    return len(entry.update) + len("history") - len("update")
 
 
 class Registry:
@@ -114,22 +137,24 @@ class SendQueue:
     non-conflating items count against ``limit`` and overflow raises :class:`QueueOverflow`.
     """
 
-    __slots__ = ("limit", "_items", "_counter", "_unconflated")
+    __slots__ = ("limit", "_items", "_counter", "_unconflated", "nbytes")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._items: OrderedDict[object, bytes | deque[bytes]] = OrderedDict()
         self._counter = 0
         self._unconflated = 0
+        self.nbytes = 0  # bytes of every queued message: what the connection's byte budget bounds
 
     def __len__(self) -> int:
         return len(self._items)
 
     def put_state(self, channel: str, data: bytes) -> bool:
         """Queue the latest value of a state channel; True when it replaced (conflated) a queued one."""
-        conflated = channel in self._items
+        old = self._items.get(channel)
         self._items[channel] = data
-        return conflated
+        self.nbytes += len(data) - (len(old) if isinstance(old, bytes) else 0)
+        return old is not None
 
     def put(self, data: bytes) -> None:
         """Queue an event or control message; raises QueueOverflow beyond ``limit``."""
@@ -138,6 +163,7 @@ class SendQueue:
         self._counter += 1
         self._items[self._counter] = data
         self._unconflated += 1
+        self.nbytes += len(data)
 
     def put_bulk(self, messages: list[bytes]) -> None:
         """Queue the answer to one request (history, an event replay) as ONE item against ``limit``:
@@ -150,16 +176,19 @@ class SendQueue:
         self._counter += 1
         self._items[self._counter] = deque(messages)
         self._unconflated += 1
+        self.nbytes += sum(len(m) for m in messages)
 
     def pop(self) -> bytes:
         key = next(iter(self._items))
         item = self._items[key]
         if isinstance(item, deque):
             data = item.popleft()
+            self.nbytes -= len(data)
             if item:
                 return data
         else:
             data = item
+            self.nbytes -= len(data)
         del self._items[key]
         if isinstance(key, int):
             self._unconflated -= 1

@@ -81,7 +81,7 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
         from services.ingestor.venues.registry import venues
 
         for venue_id in settings.ingest_venues or tuple(venues()):
-            await asyncio.to_thread(refresh_from_rest, venue_id)
+            await asyncio.to_thread(refresh_from_rest, venues()[venue_id])
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 

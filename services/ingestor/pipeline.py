@@ -25,7 +25,7 @@ from services.ingestor import metrics
 from services.ingestor.bars import BarBuilder
 from services.ingestor.dedupe import Deduper
 from services.ingestor.gaps import GapDetector, TradeGap
-from services.ingestor.venues.base import ADAPTER_ERROR, BAD_VALUE, OVERSIZED, FrameError, Venue
+from services.ingestor.venues.base import ADAPTER_ERROR, BAD_VALUE, OVERSIZED, FrameError, RowError, Venue
 
 log = logging.getLogger("cryptopulse.ingestor.pipeline")
 
@@ -110,7 +110,8 @@ class Pipeline:
                 raise FrameError(ADAPTER_ERROR, f"no adapter for venue {raw.venue[:40]!r}")
             if len(frame) > self.max_frame_bytes and len(frame.encode()) > self.max_frame_bytes:
                 raise FrameError(OVERSIZED, f"frame of {len(frame.encode())} bytes > {self.max_frame_bytes}")
-            events = venue.parse(frame, ts_recv)
+            parsed = venue.parse_frame(frame, ts_recv)
+            events, rejected, spans = parsed.events, parsed.rejected, parsed.spans
             for event in events:
                 if not _usable(event):
                     raise FrameError(BAD_VALUE, "price, size or notional out of range")
@@ -120,13 +121,26 @@ class Pipeline:
             log.exception("adapter %s raised on a frame", source)
             return self._reject(m, source, frame, ADAPTER_ERROR, f"{type(exc).__name__}: {exc}", ts_recv)
         if not events:
+            if rejected:     # nothing usable: the frame as received, with its first bad row's reason
+                first, more = rejected[0], len(rejected) - 1
+                message = f"row {first.index}: {first.message}" + (f" (and {more} more bad rows)" if more else "")
+                return self._reject(m, source, frame, first.reason_class, message, ts_recv)
             m.frames[IGNORED].inc()
             self.stats[IGNORED] += 1
             return []
         m.frames[OK].inc()
         self.stats[OK] += 1
         m.last_event.set(time.time())
-        return self._records(m, events, venue.sequential_trade_ids, frame)  # type: ignore[union-attr]
+        records = self._records(m, events, venue.sequential_trade_ids, frame, spans)  # type: ignore[union-attr]
+        if rejected:
+            records += [self._row_letter(source, row, ts_recv) for row in rejected]
+        return records
+
+    def _row_letter(self, source: str, row: RowError, ts_recv: int) -> Record:
+        """A bad row of a frame whose other rows are published: dead-lettered alone, as a one-row
+        frame of the venue's format."""
+        self.stats["bad_rows"] += 1
+        return self.dead_letter(source, row.raw, row.reason_class, f"row {row.index}: {row.message}", ts_recv)
 
     def _reject(self, m: _VenueMetrics, source: str, frame: str, reason_class: str, message: str,
                 ts_recv: int) -> list[Record]:
@@ -135,10 +149,10 @@ class Pipeline:
         return [self.dead_letter(source, frame, reason_class, message, ts_recv)]
 
     def _records(self, m: _VenueMetrics, events: list[Trade | Liquidation], sequential: bool,
-                 frame: str) -> list[Record]:
+                 frame: str, spans: dict[int, int]) -> list[Record]:
         out: list[Record] = []
         dedupe = self.dedupe.is_duplicate
-        for event in events:
+        for index, event in enumerate(events):
             if isinstance(event, Trade):
                 if dedupe((event.exchange, event.instrument, event.trade_id), event.ts_recv):
                     m.duplicates.inc()
@@ -147,7 +161,7 @@ class Pipeline:
                 m.trades.inc()
                 self.stats["trades"] += 1
                 if sequential:
-                    gap = self.gaps.observe(event)
+                    gap = self.gaps.observe(event, spans.get(index, 1) if spans else 1)
                     if gap is not None:
                         out.append(self._gap(m, gap))
                 bar = self.bars.add(event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 
 from services.common import topics
-from services.gateway.client import GatewayClient
+from services.gateway.client import GatewayClient, GatewayRefused
 from services.scenario.figures import (
     CANDLES,
     INDICATORS,
@@ -116,7 +117,11 @@ def as_json(verdicts: list[Verdict], signals: list[SignalCheck], values: dict[st
 
 
 async def report(url: str, json_output: bool = False, timeout: float = 20.0, token: str | None = None) -> int:
-    records, alerts = await collect(url, timeout=timeout, token=token)
+    try:
+        records, alerts = await collect(url, timeout=timeout, token=token)
+    except GatewayRefused as exc:
+        print(f"cryptopulse report: {exc}", file=sys.stderr)
+        return 2
     if not records:
         print(f"cryptopulse report: no data from {url} (is `cryptopulse up` running?)")
         return 2

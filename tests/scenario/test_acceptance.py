@@ -30,7 +30,7 @@ from services.scenario.report import collect
 from services.scenario.source import open_scenario
 from tests.conftest import ARTIFACTS, ServiceProcess, start_broker
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = pytest.mark.timeout(720)
 
 DENSITY, SEED, BAD, DUP = 0.02, 7, 0.002, 0.002
 FINAL_TS = END_MS - 60_000 + 59_900          # the week's last trade: 2025-01-27 23:59:59.900
@@ -151,7 +151,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def final(stack: Stack) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
-    return stack.wait_final(timeout=120)
+    # A correctness test, not a speed test: on a loaded 2-core machine the processor's catch-up
+    # after the replay took more than the former 120 s (seen in CI under load).
+    return stack.wait_final(timeout=360)
 
 
 def _failures(records: dict[str, list[dict[str, Any]]], alerts: list[dict[str, Any]]) -> list[Any]:

@@ -1,0 +1,103 @@
+"""`cryptopulse up --source live` against local fakes only: CoinGecko for the reference data,
+Binance's kline REST API for the backfill and its websocket for live trades. Within 60 s of the
+start the gateway serves total:1d indicators with SMA 200 and RSI defined, and caps computed with
+the refreshed supplies."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.ingestor.instruments import load_instruments
+from services.reference.service import read_snapshot
+from tests.e2e.stack import Up, collect, stack_env
+from tests.ingestor.fakes.binance_usdm import FakeBinance
+from tests.live.fake_coingecko import Coin, FakeCoinGecko
+from tests.live.fake_klines import FakeKlines
+
+CATEGORY = {"ai": "artificial-intelligence", "l1": "layer-1", "l2": "layer-2", "defi": "decentralized-finance-defi",
+            "meme": "meme-token", "stablecoin": "stablecoins"}
+GROWTH = 1.1          # the provider's supplies are 10 % above the bundled snapshot's
+
+
+class LiveVenue:
+    """The fake Binance websocket server on its own event loop in a thread."""
+
+    def __init__(self) -> None:
+        self.fake = FakeBinance(ping_interval=5.0)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> LiveVenue:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.__aenter__(), self.loop).result(5)
+        return self
+
+    def run(self, coro) -> object:  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.__aexit__(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeCoinGecko]:
+    coins = [Coin(r["asset"].lower(), r["asset"], r["name"], 1.0, r["circulating_supply"] * GROWTH,
+                  {CATEGORY[s] for s in r["sectors"]}) for r in read_snapshot().records]
+    server = FakeCoinGecko(coins).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def klines() -> Iterator[FakeKlines]:
+    symbols = {s: i.contract_size for s, i in load_instruments("binance-usdm").items()}
+    server = FakeKlines("binance", symbols, None).start()
+    yield server
+    server.stop()
+
+
+def test_up_live_is_warm_from_the_first_minute(tmp_path: Path, provider: FakeCoinGecko, klines: FakeKlines) -> None:
+    with LiveVenue() as venue:
+        env = stack_env(
+            CRYPTOPULSE_INGEST_VENUES="binance-usdm", CRYPTOPULSE_VENUE_URL_OVERRIDE=venue.fake.url,
+            CRYPTOPULSE_ASSETS_PROVIDER_URL=provider.root, CRYPTOPULSE_ASSETS_REQUESTS_PER_MINUTE="6000",
+            CRYPTOPULSE_BACKFILL_VENUES="binance-usdm", CRYPTOPULSE_BACKFILL_BINANCE_URL=klines.url,
+            CRYPTOPULSE_BACKFILL_MINUTES="120", CRYPTOPULSE_BACKFILL_HOURS="48", CRYPTOPULSE_BACKFILL_DAYS="210",
+            CRYPTOPULSE_BACKFILL_BINANCE_WEIGHT_PER_MINUTE="1000000", CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL="0.2")
+        started = time.monotonic()
+        stack = Up(env, tmp_path / "up.log", "--source", "live")
+        try:
+            stack.wait_for_output("Ctrl-C stops everything", timeout=45)
+            out = stack.output()
+            assert "reference data refreshed from coingecko" in out and "from coingecko, as of" in out
+            assert "backfill: " in out and "live trades count from" in out
+            while not any("btcusdt@aggTrade" in streams for streams in list(venue.fake.clients.values())):
+                assert time.monotonic() - started < 50, stack.output()
+                time.sleep(0.2)
+            venue.fake.clock = time.time_ns() // 1_000_000
+            venue.run(venue.fake.burst("BTCUSDT", 3))                 # live trades after the backfill
+
+            def warm(got: dict) -> bool:  # type: ignore[type-arg]
+                daily = got.get("indicators:total:1d", {})
+                return (daily.get("sma200") is not None and daily.get("rsi14") is not None
+                        and got.get("asset:BTC", {}).get("price") == 101681.4
+                        and got.get("sector:ai", {}).get("cap_usd", 0) > 0)
+
+            latest = asyncio.run(collect(stack.ws_url, ["indicators:total:1d", "asset:BTC", "sector:ai"], until=warm,
+                                         timeout=max(1.0, 60 - (time.monotonic() - started))))
+            assert time.monotonic() - started < 60, stack.output()
+            btc = latest["asset:BTC"]
+            bundled = next(r for r in read_snapshot().records if r["asset"] == "BTC")["circulating_supply"]
+            assert btc["circulating_supply"] == pytest.approx(bundled * GROWTH)
+            assert btc["market_cap_usd"] == pytest.approx(btc["price"] * bundled * GROWTH)
+            assert latest["asset:BTC"]["change_24h_pct"] is None or isinstance(latest["asset:BTC"]["change_24h_pct"], float)
+        finally:
+            stack.close()

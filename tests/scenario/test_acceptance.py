@@ -271,7 +271,7 @@ def test_topic_records_and_gateway_messages_conform_to_their_schemas(stack: Stac
     may_be_empty = {topics.TRADE_GAPS.name}
     problems: list[Any] = []
     for topic in topics.ALL_TOPICS:
-        source = broker if topic is topics.ASSETS else stack.broker
+        source = broker if topic in (topics.ASSETS, topics.REFERENCE_STATUS) else stack.broker
         values = [v for _, v in read_topic(source.bootstrap, topic)]
         if not values and topic.name not in may_be_empty:
             problems.append((topic.name, "no records"))

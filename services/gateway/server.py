@@ -26,7 +26,7 @@ from websockets.http11 import Response
 from websockets.protocol import Event, State
 
 from services.common import codec, topics
-from services.common.kafka import make_producer
+from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from services.gateway import metrics, protocol
 from services.gateway.auth import Authenticator, AuthError
@@ -115,9 +115,7 @@ class Gateway:
 
     # ---- Kafka side ----
     async def consume(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False,
-                                    group_id=None, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        consumer = make_consumer(self.kafka, group_id=None, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         self.producer = make_producer(self.kafka, enable_idempotence=False)  # dead letters only: at-least-once is enough
         await self.producer.start()
         await consumer.start()

@@ -81,7 +81,7 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
         from services.ingestor.venues.registry import venues
 
         for venue_id in settings.ingest_venues or tuple(venues()):
-            await asyncio.to_thread(refresh_from_rest, venue_id)
+            await asyncio.to_thread(refresh_from_rest, venues()[venue_id])
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 
@@ -111,7 +111,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     from services.ingestor.venues.registry import venues
 
     frames, reference, description = await open_source(settings, density)
-    await wait_for_kafka(kafka.bootstrap)
+    await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics
         from services.ingestor import metrics

@@ -18,7 +18,7 @@ computed by :class:`Instrument` for linear, inverse and quanto contracts alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from services.common.events import Liquidation, Market, Trade
 
@@ -155,9 +155,29 @@ class Venue(Protocol):
     frame counts as activity of every stream of its connection.
     """
 
-    id: str                      # stable id used in events, metrics and dead letters (e.g. "binance-usdm")
-    rules: ConnectionRules
-    sequential_trade_ids: bool   # gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)
+    @property
+    def id(self) -> str:
+        """Stable id used in events, metrics and dead letters (e.g. ``binance-usdm``)."""
+        ...
+
+    @property
+    def rules(self) -> ConnectionRules:
+        """The websocket endpoint (``rules.url``) and the connection rules."""
+        ...
+
+    @property
+    def sequential_trade_ids(self) -> bool:
+        """Gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)."""
+        ...
+
+    @property
+    def rest_instrument_urls(self) -> tuple[str, ...]:
+        """The public REST instrument endpoints of the live refresh (empty: snapshot only)."""
+        ...
+
+    def parse_rest_instruments(self, body: Any) -> list[Instrument]:
+        """The instruments of one (decoded JSON) response of ``rest_instrument_urls``; pure."""
+        ...
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         """The exact text frames to send after connecting (or the empty list when the URL itself

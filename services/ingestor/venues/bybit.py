@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
     FrameError,
     Heartbeat,
+    Instrument,
     Parsed,
     Subscription,
 )
@@ -56,6 +58,22 @@ class Bybit(Adapter):
         max_messages_per_second=5.0,
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
+
+    rest_instrument_urls = ("https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /v5/market/instruments-info?category=linear``: linear perpetuals and futures trading."""
+        out: list[Instrument] = []
+        for item in body.get("result", {}).get("list", []) if isinstance(body, dict) else []:
+            contract = item.get("contractType")
+            if item.get("status") != "Trading" or contract not in ("LinearPerpetual", "LinearFutures"):
+                continue
+            market = "perp" if contract == "LinearPerpetual" else "future"
+            expiry = int(item.get("deliveryTime") or 0) if market == "future" else None
+            out.append(make_instrument("bybit", item["symbol"], item["baseCoin"], item["quoteCoin"], market, "linear",
+                                       expiry_ms=expiry))
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]

@@ -253,6 +253,7 @@ class Adapter:
     control_frames: ClassVar[frozenset[str]] = frozenset()
     channel_markers: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     max_frame_chars: ClassVar[int] = MAX_FRAME_CHARS
+    rest_instrument_urls: ClassVar[tuple[str, ...]] = ()     # the live refresh's endpoints (none: snapshot only)
 
     def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
         self._fixed = instruments
@@ -265,6 +266,11 @@ class Adapter:
 
     def connect_url(self, subscription: Subscription) -> str:
         return self.rules.url
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """The instruments of one response body of :attr:`rest_instrument_urls` (pure)."""
+        return []
 
     def channel_of(self, frame: str) -> str | None:
         """The stream a raw frame belongs to, for the runtime's per-stream staleness clocks:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from services.common.errors import StartupError
-from services.common.settings import KafkaSettings, SettingsError, env_name, load, registered
+from services.common.settings import FILE_SUFFIX, KafkaSettings, SettingsError, env_name, load, registered
 
 SERVICE_CLI_MODULES = (
     "services.ingestor.cli",
@@ -53,11 +53,12 @@ def kafka_settings(args: argparse.Namespace) -> KafkaSettings:
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from services.common.broker import main_foreground
+    from services.common.broker import main_foreground, refuse_secure_embedded
 
     kafka = kafka_settings(args)
     if not kafka.embedded:
         raise StartupError("CRYPTOPULSE_KAFKA_BOOTSTRAP is set: an external Kafka is in use, no broker to start")
+    refuse_secure_embedded(kafka)
     return main_foreground(kafka.broker_host, kafka.broker_port)
 
 
@@ -68,14 +69,14 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     kafka = kafka_settings(args)
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap, timeout=10)
+        await wait_for_kafka(kafka, timeout=10)
         if args.action == "create":
-            created = await create_topics(kafka.bootstrap, replication_factor=args.replication_factor)
+            created = await create_topics(kafka, replication_factor=args.replication_factor)
             for topic in ALL_TOPICS:
                 state = "created" if topic.name in created else "exists"
                 print(f"{topic.name:32} {state}")
             return 0
-        partitions = await describe_topics(kafka.bootstrap)
+        partitions = await describe_topics(kafka)
         if args.json:
             rows = [{"name": t.name, "partitions": partitions.get(t.name), "declared_partitions": t.partitions,
                      "cleanup_policy": t.cleanup_policy, "retention_ms": t.retention_ms, "key": t.key,
@@ -107,7 +108,8 @@ def effective_settings(flags: dict[str, Any], environ: dict[str, str] | None = N
         loaded = load(cls, environ=env, **given)
         for field in dataclasses.fields(cls):
             variable = env_name(field.name)
-            source = "flag" if field.name in given else "env" if variable in env else "default"
+            from_env = variable in env or variable + FILE_SUFFIX in env
+            source = "flag" if field.name in given else "env" if from_env else "default"
             value = getattr(loaded, field.name)
             if isinstance(value, tuple):
                 value = list(value)

@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from services.common.broker import EmbeddedBroker
+from services.common.broker import EmbeddedBroker, refuse_secure_embedded
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
-from services.common.settings import KafkaSettings, env_name, load
+from services.common.settings import KafkaSettings, MetricsSettings, env_name, load
 from services.gateway.settings import GatewaySettings
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
@@ -79,11 +79,12 @@ class Stack:
 
     def start_kafka(self) -> str:
         if self.kafka.embedded:
+            refuse_secure_embedded(self.kafka)
             self.broker = EmbeddedBroker(self.kafka.broker_host, self.kafka.broker_port).start()
             self.say(f"embedded Kafka broker (Tansu, in memory) on {self.broker.bootstrap}")
         bootstrap = self.kafka.bootstrap
-        asyncio.run(wait_for_kafka(bootstrap, timeout=15))
-        created = asyncio.run(create_topics(bootstrap))
+        asyncio.run(wait_for_kafka(self.kafka, timeout=15))
+        created = asyncio.run(create_topics(self.kafka))
         self.say(f"topics ready on {bootstrap} ({len(created)} created)")
         loaded = asyncio.run(ensure_reference_data(self.kafka))
         if loaded:
@@ -275,6 +276,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     processor = load(ProcessorSettings)
     gateway = load(GatewaySettings)
     supervisor = load(SupervisorSettings)
+    load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
     ingest_args: list[str] = []
     if args.source:
         ingest_args += ["--source", args.source]

@@ -111,7 +111,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     from services.ingestor.venues.registry import venues
 
     frames, reference, description = await open_source(settings, density)
-    await wait_for_kafka(kafka.bootstrap)
+    await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics
         from services.ingestor import metrics

@@ -24,7 +24,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
     settings = load(ProcessorSettings, processor_metrics_port=args.metrics_port,
                     processor_emit_interval=args.emit_interval)
     setup_logging(kafka.log_level, "processor")
-    asyncio.run(wait_for_kafka(kafka.bootstrap))
+    asyncio.run(wait_for_kafka(kafka))
     serve_metrics(settings.processor_metrics_port, service="processor")
     code = run_worker(settings, kafka)
     log.info("processor stopped")

@@ -35,7 +35,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
                     assets_category_map=args.category_map)
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap)
+        await wait_for_kafka(kafka)
         if args.action == "load":
             path = Path(args.file) if args.file else service.BUNDLED_ASSETS
             print(f"published {await service.load_file(kafka, path)} assets from {path}")

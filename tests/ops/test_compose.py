@@ -84,6 +84,7 @@ def test_metrics_ports_match_the_prometheus_targets(compose: dict[str, Any]) -> 
         env = services_of(compose)[name]["environment"]
         port = int(env[f"CRYPTOPULSE_{name.upper()}_METRICS_PORT"])
         assert port == OUR_SERVICES[name]
+        assert env["CRYPTOPULSE_METRICS_HOST"] == "0.0.0.0", f"{name}: /metrics binds loopback by default"
         job = jobs[name]
         targets = [t for c in job.get("static_configs", []) for t in c["targets"]]
         targets += [f"{n}:{c['port']}" for c in job.get("dns_sd_configs", []) for n in c["names"]]

@@ -23,7 +23,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
                     backfill_minutes=args.minutes, backfill_hours=args.hours, backfill_days=args.days)
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap)
+        await wait_for_kafka(kafka)
         summary = await backfill(kafka, settings, out=sys.stderr)
         print(summary.line())
         return 1 if summary.failed and not summary.bars else 0

@@ -209,9 +209,10 @@ class Session:
         except QueueOverflow:
             raise slow_consumer("send queue overflow") from None
 
-    def deliver(self, channel: str, family: str, data: bytes) -> bool:
-        """Queue one update; True when it replaced a queued one of the same state channel."""
-        if protocol.conflates(family):
+    def deliver(self, channel: str, conflate: bool, data: bytes) -> bool:
+        """Queue one update (``conflate``: of a state family); True when it replaced a queued one
+        of the same channel."""
+        if conflate:
             conflated = self.queue.put_state(channel, data)
             if self.queue.nbytes > self.limits.max_queued_bytes:
                 raise slow_consumer("byte budget exceeded")

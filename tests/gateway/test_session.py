@@ -99,12 +99,12 @@ def test_resubscribing_counts_against_the_budget() -> None:
 
 def test_updates_beyond_the_budget_close_a_slow_consumer_and_state_conflates() -> None:
     session = Session(LIMITS, Grant(), now=0.0)
-    assert not session.deliver("sector:ai", "sector", b"x" * 5000)
-    assert session.deliver("sector:ai", "sector", b"y" * 5000)  # replaced in place
+    assert not session.deliver("sector:ai", True, b"x" * 5000)
+    assert session.deliver("sector:ai", True, b"y" * 5000)  # replaced in place
     assert session.queue.nbytes == 5000
-    session.deliver("alerts:a", "alerts", b"z" * 10_000)
+    session.deliver("alerts:a", False, b"z" * 10_000)
     with pytest.raises(Closing) as closing:
-        session.deliver("alerts:a", "alerts", b"z" * 10_000)
+        session.deliver("alerts:a", False, b"z" * 10_000)
     assert closing.value.code == Close.SLOW_CONSUMER and closing.value.slow
 
 

@@ -219,6 +219,22 @@ def one_row(message: dict[str, Any], key: str) -> Callable[[Any], Any]:
     return lambda row: {**message, key: [row]}
 
 
+class RepeatIds:
+    """Ids of rows that carry none, built from their content: within one frame, the n-th repeat
+    (n >= 1) of an identical row gets the suffix ``:n`` (identical rows in one push are distinct
+    liquidations). The ids depend only on the frame, so a redelivered frame gets the same ids."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, content_id: str) -> str:
+        repeat = self.seen.get(content_id, 0)
+        self.seen[content_id] = repeat + 1
+        return f"{content_id}:{repeat}" if repeat else content_id
+
+
 def liquidation_symbols(subscription: Subscription, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
     """The symbols whose liquidations to stream on venues that subscribe them per symbol: the
     explicit ones, else (``all_liquidations``) every listed instrument of the venue's table — all

@@ -141,7 +141,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
@@ -184,7 +184,7 @@ async def record(settings: IngestorSettings, out: Path, seconds: float | None, m
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,

@@ -17,7 +17,9 @@ publisher (``Ingestor``) — against an embedded broker. It prints:
 - latency: the ingestor's event lag (send → receipt, ``cryptopulse_ingestor_event_lag_seconds``)
   and publish latency (buffered → acknowledged by the broker, ``..._publish_latency_seconds``),
   p50/p99 at the histograms' bucket resolution;
-- RSS of this process every ``--sample`` seconds: first, max, last, and the last half's slope.
+- RSS of this process every ``--sample`` seconds: first, max, last, once a minute, and the slope
+  over the last third (after the burst). The dedupe window (500k ids) fills in the first minutes:
+  RSS rises until then.
 
 What it does not cover: the processor and gateway (``up``), hence no frame → websocket latency.
 """
@@ -212,10 +214,12 @@ def _print(report: dict[str, Any], per_venue: Counter[str], summary: Any, rss: l
           f"p50 {_quantile(metrics.PUBLISH_LATENCY, 0.5):g} s, p99 {_quantile(metrics.PUBLISH_LATENCY, 0.99):g} s "
           "(bucket upper bounds)")
     if rss:
-        half = [point for point in rss if point[0] >= rss[-1][0] / 2] or rss
-        slope = (half[-1][1] - half[0][1]) / max(half[-1][0] - half[0][0], 1e-9) * 60
+        tail = [point for point in rss if point[0] >= rss[-1][0] * 2 / 3] or rss     # after the burst
+        slope = (tail[-1][1] - tail[0][1]) / max(tail[-1][0] - tail[0][0], 1e-9) * 60
         print(f"RSS MiB: first {rss[0][1]:.0f}, max {max(v for _, v in rss):.0f}, last {rss[-1][1]:.0f}; "
-              f"second half slope {slope:+.2f} MiB/min over {len(half)} samples")
+              f"last third (after the burst) slope {slope:+.2f} MiB/min over {len(tail)} samples")
+        print("RSS MiB per minute: " + " ".join(f"{value:.0f}" for at, value in rss if at % 60 < 1e-9 or
+                                                  int(at // 60) != int((at - 10) // 60)))
 
 
 def main() -> None:

@@ -11,3 +11,6 @@ from services.common.settings import register, setting
 @dataclass(frozen=True)
 class SupervisorSettings:
     stop_timeout: float = setting(8.0, "Seconds each child gets after SIGTERM before it is killed.")
+    data_dir: str = setting("~/.local/share/cryptopulse", "Data directory of `up` (the live journal lives in DATA_DIR/journal).")
+    journal: str = setting(
+        "auto", "Live raw-frame journal: auto = on with the embedded broker, off with external Kafka (Kafka is the log); on; off.")

@@ -2,6 +2,7 @@
 
 import services.gateway.settings  # noqa: F401
 import services.ingestor.backfill.settings  # noqa: F401
+import services.ingestor.journal  # noqa: F401
 import services.ingestor.settings  # noqa: F401
 import services.processor.settings  # noqa: F401
 import services.reference.settings  # noqa: F401

@@ -40,6 +40,11 @@ COMMAND_MODULES = (
     "services.supervisor",
 )
 
+SOURCES = {
+    "scenario": ("services.scenario.source", "open_scenario"),
+}
+"""``--source NAME`` of the ingestor: (module, opener); the module is imported when the source opens."""
+
 
 def _load(modules: tuple[str, ...]) -> None:
     for module in modules:
@@ -61,3 +66,18 @@ def all_metrics() -> list[MetricDoc]:
     """Every metric declared by the services, with its type, labels and help."""
     _load(METRIC_MODULES)
     return declared_metrics()
+
+
+def _opener(module: str, name: str) -> Any:
+    def opener(settings: Any, **arguments: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(settings, **arguments)
+
+    return opener
+
+
+def plug_sources() -> None:
+    """Hand the ingestor every source of :data:`SOURCES` (it knows none by name)."""
+    from services.ingestor.sources import plug
+
+    for source, (module, name) in SOURCES.items():
+        plug(source, _opener(module, name))

@@ -128,7 +128,6 @@ def test_no_service_imports_the_command_line() -> None:
     assert command_line_imports() == []
 
 
-@pytest.mark.xfail(strict=True, reason="ingestor/sources.py imports the scenario source by name")
 def test_ingestor_imports_no_scenario_processor_or_gateway() -> None:
     bad = [v for v in violations({"ingestor": {"common", "reference"}})
            if v.split(" -> ")[1].split(".")[1] in ("scenario", "processor", "gateway")]
@@ -141,7 +140,7 @@ def test_processor_and_gateway_do_not_import_each_other() -> None:
     assert bad == []
 
 
-@pytest.mark.xfail(strict=True, reason="ingestor -> scenario, scenario -> ingestor/processor/gateway")
+@pytest.mark.xfail(strict=True, reason="scenario -> gateway (report client, settings), scenario -> processor (assets file)")
 def test_services_share_only_common() -> None:
     assert violations({service: {"common"} for service in SERVICES}) == []
 

@@ -32,10 +32,10 @@ from services.ingestor.venues.base import (
 )
 from services.ingestor.venues.common import (
     Adapter,
-    RepeatIds,
     choice,
     epoch_ms,
     liquidation_symbols,
+    number_repeats,
     obj,
     one_row,
     op_subscribe,
@@ -94,9 +94,9 @@ class Bybit(Adapter):
         if topic.startswith("publicTrade."):
             self.rows(out, msg.get("data"), "data", self._trade, ts_recv, one_row(msg, "data"))
         elif topic.startswith("allLiquidation."):
-            ids = RepeatIds()
-            self.rows(out, msg.get("data"), "data", lambda row, ts, into: self._liquidation(row, ts, into, ids),
-                      ts_recv, one_row(msg, "data"))
+            start = len(out.events)
+            self.rows(out, msg.get("data"), "data", self._liquidation, ts_recv, one_row(msg, "data"))
+            number_repeats(out.events, start)
         else:
             raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
 
@@ -105,15 +105,13 @@ class Bybit(Adapter):
         out.events.append(self.trade(d.get("s"), TAKER.get(side) or choice(side, TAKER, "S"),  # type: ignore[arg-type]
                                      d.get("p"), d.get("v"), text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv))
 
-    def _liquidation(self, d: Any, ts_recv: int, out: Parsed, ids: RepeatIds) -> None:
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
         d = obj(d, "data[]")
         side = choice(d.get("S"), POSITION, "S")
         ts = epoch_ms(d.get("T"), "T")
         symbol, size, price = d.get("s"), d.get("v"), d.get("p")
-        event = self.liquidation(symbol, side, price, size, f"{symbol}:{ts}:{d['S']}:{size}:{price}",  # type: ignore[arg-type]
-                                 ts, ts_recv)
-        event.id = ids(event.id)      # after the checks: a bad row takes no repeat number
-        out.events.append(event)
+        out.events.append(self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
+                                           f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv))
 
 
 VENUE = Bybit()

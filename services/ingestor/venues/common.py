@@ -219,20 +219,17 @@ def one_row(message: dict[str, Any], key: str) -> Callable[[Any], Any]:
     return lambda row: {**message, key: [row]}
 
 
-class RepeatIds:
-    """Ids of rows that carry none, built from their content: within one frame, the n-th repeat
-    (n >= 1) of an identical row gets the suffix ``:n`` (identical rows in one push are distinct
-    liquidations). The ids depend only on the frame, so a redelivered frame gets the same ids."""
-
-    __slots__ = ("seen",)
-
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, content_id: str) -> str:
-        repeat = self.seen.get(content_id, 0)
-        self.seen[content_id] = repeat + 1
-        return f"{content_id}:{repeat}" if repeat else content_id
+def number_repeats(events: list[Event], start: int) -> None:
+    """Ids of liquidation rows that carry none are built from their content; identical rows in one
+    push are distinct liquidations, so the n-th repeat (n >= 1) of an id among ``events[start:]``
+    gets the suffix ``:n``. The ids depend only on the frame: a redelivered frame gets the same."""
+    seen: dict[str, int] = {}
+    for event in events[start:]:
+        if isinstance(event, Liquidation):
+            repeat = seen.get(event.id, 0)
+            seen[event.id] = repeat + 1
+            if repeat:
+                event.id = f"{event.id}:{repeat}"
 
 
 def liquidation_symbols(subscription: Subscription, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
@@ -344,12 +341,21 @@ class Adapter:
              one_row_frame: Callable[[Any], Any]) -> None:
         """``handle`` every entry of the array ``rows`` (``name`` in messages); a row that raises is
         rolled back and recorded in ``out.rejected`` with ``one_row_frame(row)`` as its raw frame."""
-        events = out.events
-        for index, row in enumerate(items(rows, name)):
+        data, events = items(rows, name), out.events
+        start = len(events)
+        try:                          # fast path: every row is good
+            for row in data:
+                handle(row, ts_recv, out)
+            return
+        except _SHAPE_ERRORS:         # FrameError is a ValueError: judge the rows one by one
+            del events[start:]
+            for stale in [at for at in out.spans if at >= start]:
+                del out.spans[stale]
+        for index, row in enumerate(data):
             mark = len(events)
             try:
                 handle(row, ts_recv, out)
-            except _SHAPE_ERRORS as exc:     # FrameError is a ValueError
+            except _SHAPE_ERRORS as exc:
                 del events[mark:]
                 for stale in [at for at in out.spans if at >= mark]:
                     del out.spans[stale]

@@ -47,10 +47,10 @@ from services.ingestor.venues.base import (
 from services.ingestor.venues.common import (
     MAX_FRAME_CHARS,
     Adapter,
-    RepeatIds,
     choice,
     epoch_ms,
     ident,
+    number_repeats,
     obj,
     text,
 )
@@ -154,9 +154,9 @@ class Htx(Adapter):
             topic = msg.get("topic")
             if topic.__class__ is not str or not topic.endswith(".liquidation_orders"):
                 raise FrameError(UNKNOWN_EVENT, f"unknown topic {str(topic)[:40]!r}")
-            ids = RepeatIds()
-            self.rows(out, msg.get("data"), "data", lambda row, ts, into: self._liquidation(row, ts, into, ids),
-                      ts_recv, lambda row: _envelope(msg, "data", row))
+            start = len(out.events)
+            self.rows(out, msg.get("data"), "data", self._liquidation, ts_recv, lambda row: _envelope(msg, "data", row))
+            number_repeats(out.events, start)
             return
         if op in ("sub", "unsub") and msg.get("err-code") in (0, "0", None):
             return
@@ -171,14 +171,12 @@ class Htx(Adapter):
                                      d.get("price"), d.get("amount"), ident(d, "id"), epoch_ms(d.get("ts"), "ts"),
                                      ts_recv))
 
-    def _liquidation(self, d: Any, ts_recv: int, out: Parsed, ids: RepeatIds) -> None:
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
         d = obj(d, "data[]")
         code, direction = text(d, "contract_code"), choice(d.get("direction"), CLOSED_BY_ORDER, "direction")
         ts, volume, price = epoch_ms(d.get("created_at"), "created_at"), d.get("volume"), d.get("price")
-        event = self.liquidation(code, direction, price, volume,  # type: ignore[arg-type]
-                                 f"{code}:{ts}:{d['direction']}:{volume}:{price}", ts, ts_recv)
-        event.id = ids(event.id)
-        out.events.append(event)
+        out.events.append(self.liquidation(code, direction, price, volume,  # type: ignore[arg-type]
+                                           f"{code}:{ts}:{d['direction']}:{volume}:{price}", ts, ts_recv))
 
 
 VENUE = Htx()

@@ -17,22 +17,34 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from services.common.broker import EmbeddedBroker
+from services.common.broker import EmbeddedBroker, refuse_secure_embedded
+from services.common.cli_flags import add_kafka_flags, kafka_settings
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
-from services.common.settings import KafkaSettings, env_name, load
+from services.common.settings import KafkaSettings, MetricsSettings, env_name, load, setting
+from services.common.settings import register as register_settings
 from services.gateway.settings import GatewaySettings
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
 from services.processor.settings import ProcessorSettings
 from services.reference.settings import ReferenceSettings
-from services.supervisor_settings import SupervisorSettings
+
+
+@register_settings
+@dataclass(frozen=True)
+class SupervisorSettings:
+    """Settings of ``cryptopulse up`` itself."""
+
+    stop_timeout: float = setting(8.0, "Seconds each child gets after SIGTERM before it is killed.")
+    data_dir: str = setting("~/.local/share/cryptopulse", "Data directory of `up` (the live journal lives in DATA_DIR/journal).")
+    journal: str = setting(
+        "auto", "Live raw-frame journal: auto = on with the embedded broker, off with external Kafka (Kafka is the log); on; off.")
 
 
 @dataclass
@@ -80,11 +92,12 @@ class Stack:
 
     def start_kafka(self) -> str:
         if self.kafka.embedded:
+            refuse_secure_embedded(self.kafka)
             self.broker = EmbeddedBroker(self.kafka.broker_host, self.kafka.broker_port).start()
             self.say(f"embedded Kafka broker (Tansu, in memory) on {self.broker.bootstrap}")
         bootstrap = self.kafka.bootstrap
-        asyncio.run(wait_for_kafka(bootstrap, timeout=15))
-        created = asyncio.run(create_topics(bootstrap))
+        asyncio.run(wait_for_kafka(self.kafka, timeout=15))
+        created = asyncio.run(create_topics(self.kafka))
         self.say(f"topics ready on {bootstrap} ({len(created)} created)")
         loaded = asyncio.run(ensure_reference_data(self.kafka))
         if loaded:
@@ -294,13 +307,12 @@ def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gat
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
-
     kafka = kafka_settings(args)
     ingestor = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed)
     processor = load(ProcessorSettings)
     gateway = load(GatewaySettings)
     supervisor = load(SupervisorSettings)
+    load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
     ingest_args: list[str] = []
     if args.source:
         ingest_args += ["--source", args.source]
@@ -347,8 +359,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
-
     up = sub.add_parser("up", help="run the whole stack: broker, ingestor, processor, gateway")
     add_kafka_flags(up)
     up.add_argument("--source", help="ingest source (default: the built-in scenario); see `ingest --help`")
@@ -356,8 +366,3 @@ def register(sub: Any) -> None:
     up.add_argument("--density", help="scenario trades per asset per minute per venue (default 0.1)")
     up.set_defaults(handler=cmd_up)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from services.cli import main as cli_main
-
-    return cli_main(["up", *(argv or [])])

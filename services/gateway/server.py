@@ -26,7 +26,7 @@ from websockets.http11 import Response
 from websockets.protocol import Event, State
 
 from services.common import codec, topics
-from services.common.kafka import make_producer
+from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from services.gateway import metrics, protocol
 from services.gateway.auth import Authenticator, AuthError
@@ -98,7 +98,7 @@ class Client:
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, kafka: KafkaSettings, open_files: int | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, kafka: KafkaSettings) -> None:
         self.settings = settings
         self.kafka = kafka
         self.registry = Registry(settings.gateway_history_size)
@@ -108,17 +108,14 @@ class Gateway:
         self.ready = asyncio.Event()
         self.auth = Authenticator(settings)
         self.limits = Limits.from_settings(settings)
-        nofile = open_files if open_files is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        self.caps = connection_caps(nofile, settings.gateway_max_connections)
+        self.caps = connection_caps(resource.getrlimit(resource.RLIMIT_NOFILE)[0], settings.gateway_max_connections)
         self.http = HttpApi(settings, self.registry, self.auth, self.ready.is_set)
         self.server: Server | None = None
         self.producer: AIOKafkaProducer | None = None
 
     # ---- Kafka side ----
     async def consume(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, enable_auto_commit=False,
-                                    group_id=None, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+        consumer = make_consumer(self.kafka, group_id=None, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         self.producer = make_producer(self.kafka, enable_idempotence=False)  # dead letters only: at-least-once is enough
         await self.producer.start()
         await consumer.start()
@@ -219,6 +216,7 @@ class Gateway:
         straight to its socket (no task switch), a client that is behind gets it queued (state
         channels conflate there; events, or a queue over its byte budget, close a slow consumer)."""
         metrics.MESSAGES_SENT.labels(family).inc(len(clients))
+        conflate = protocol.conflates(family)
         frame = protocol.text_frame(data)
         direct = 0
         for client in clients:
@@ -226,7 +224,7 @@ class Gateway:
                 direct += 1
             elif not client.closing:
                 try:
-                    if client.session.deliver(channel, family, data):
+                    if client.session.deliver(channel, conflate, data):
                         metrics.CONFLATED.labels(family).inc()
                 except Closing as closing:
                     self.close_client(client, closing)
@@ -254,6 +252,9 @@ class Gateway:
                 else:
                     await ws.send(data, text=True)
                 metrics.BYTES_SENT.inc(len(data))
+                if not ws.paused:  # the common case: nothing to wait for, no timer to arm
+                    await ws.drain()
+                    continue
                 try:
                     async with asyncio.timeout(self.settings.gateway_heartbeat_seconds * 2):
                         await ws.drain()

@@ -16,9 +16,15 @@ from services.gateway import protocol
 from services.gateway.auth import AuthError, Grant
 from services.gateway.protocol import Close, Err, ProtocolError, Request
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import Channel, QueueOverflow, Registry, SendQueue, history_message
-
-SNAPSHOT_OVERHEAD = 32  # bytes a snapshot envelope adds to its update envelope ("recovered", type name)
+from services.gateway.state import (
+    Channel,
+    Entry,
+    QueueOverflow,
+    Registry,
+    SendQueue,
+    history_message,
+    history_message_size,
+)
 
 
 class Closing(Exception):
@@ -62,11 +68,12 @@ class Changes:
 
 @dataclass(frozen=True)
 class _Answer:
-    """What one channel's part of a subscribe sends: history messages, then replayed updates
-    (as one bulk item, or conflated to the latest), then a snapshot; ``size`` in bytes."""
+    """What one channel's part of a subscribe will send: history, then replayed updates (as one bulk
+    item, or conflated to the latest), then a snapshot. Entries only: the history messages are built
+    after the whole answer's ``size`` (bytes) has passed the budget."""
 
     channel: Channel
-    history: list[bytes]
+    history: list[Entry]
     bulk: list[bytes]
     state: bytes | None
     size: int
@@ -149,8 +156,8 @@ class Session:
 
     def _plan(self, channel: Channel, request: Request) -> _Answer:
         """History (if asked), then a replay from ``since`` or a snapshot (recovered:false if resuming failed)."""
-        history = [history_message(channel.name, e) for e in channel.past_entries(request.history)]
-        size = sum(len(m) for m in history)
+        history = channel.past_entries(request.history)
+        size = sum(history_message_size(e) for e in history)
         since = request.since.get(channel.name)
         if since is not None:
             replay = channel.replay_after(since)
@@ -164,13 +171,14 @@ class Session:
         return _Answer(channel, history, [], snapshot, size + (len(snapshot) if snapshot else 0))
 
     def _queue_answer(self, answer: _Answer) -> None:
+        name = answer.channel.name
         try:
-            self.queue.put_bulk(answer.history)
+            self.queue.put_bulk([history_message(name, e) for e in answer.history])
             self.queue.put_bulk(answer.bulk)
         except QueueOverflow:
             raise slow_consumer("send queue overflow") from None
         if answer.state is not None:
-            self.queue.put_state(answer.channel.name, answer.state)
+            self.queue.put_state(name, answer.state)
 
     def unsubscribe(self, request: Request) -> Changes:
         removed = [c for c in request.channels if c in self.subscriptions]
@@ -201,9 +209,10 @@ class Session:
         except QueueOverflow:
             raise slow_consumer("send queue overflow") from None
 
-    def deliver(self, channel: str, family: str, data: bytes) -> bool:
-        """Queue one update; True when it replaced a queued one of the same state channel."""
-        if protocol.conflates(family):
+    def deliver(self, channel: str, conflate: bool, data: bytes) -> bool:
+        """Queue one update (``conflate``: of a state family); True when it replaced a queued one
+        of the same channel."""
+        if conflate:
             conflated = self.queue.put_state(channel, data)
             if self.queue.nbytes > self.limits.max_queued_bytes:
                 raise slow_consumer("byte budget exceeded")

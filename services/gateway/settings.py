@@ -36,5 +36,10 @@ class GatewaySettings:
                                                        "(non-browser clients; browsers always send one).")
 
     @property
+    def local_ws_url(self) -> str:
+        """The websocket URL of a gateway on this machine (default of the CLI clients)."""
+        return f"ws://127.0.0.1:{self.gateway_port}/ws"
+
+    @property
     def auth_enabled(self) -> bool:
         return bool(self.gateway_auth_secret or self.gateway_auth_public_key)

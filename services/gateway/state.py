@@ -93,6 +93,12 @@ def history_message(name: str, entry: Entry) -> bytes:
     return protocol.envelope("history", name, entry.seq, entry.prev, entry.value, entry.ts)
 
 
+def history_message_size(entry: Entry) -> int:
+    """The exact size of :func:`history_message` without building it: the update envelope with a
+    one-character longer type name (so an answer is sized before anything is allocated for it)."""
+    return len(entry.update) + len("history") - len("update")
+
+
 class Registry:
     """Every channel seen so far, created on first record."""
 

@@ -25,9 +25,10 @@ from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
-    open_scenario,
+    open_plugged,
     paced,
     parse_speed,
+    plugged,
     read_recording,
     replay_path,
 )
@@ -82,7 +83,7 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
         from services.ingestor.venues.registry import venues
 
         for venue_id in settings.ingest_venues or tuple(venues()):
-            await asyncio.to_thread(refresh_from_rest, venue_id)
+            await asyncio.to_thread(refresh_from_rest, venues()[venue_id])
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 
@@ -96,14 +97,14 @@ async def open_source(settings: IngestorSettings,
         if not path.is_file():
             raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
         return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
-    if source == "scenario":
-        scenario = open_scenario(settings, density=density)
+    if source in plugged():
+        opened = open_plugged(source, settings, density=density)
         reference = [(topic.name, key.encode(), orjson.dumps(value))
-                     for topic, key, value in scenario.reference_records()]
-        return paced(scenario.frames(), speed), reference, scenario.describe()
+                     for topic, key, value in opened.reference_records()]
+        return paced(opened.frames(), speed), reference, opened.describe()
     if source == "live":
         return await _live_source(settings), [], "live exchange websockets"
-    raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
+    raise SourceError(f"unknown source {source!r}: use {', '.join((*plugged(), 'replay:PATH'))} or live")
 
 
 async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
@@ -116,7 +117,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     if settings.ingest_source == "live" and journal_dir:
         frames = journaled(frames, Journal(Path(journal_dir)))
         description += f", journal {journal_dir}"
-    await wait_for_kafka(kafka.bootstrap)
+    await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics
         from services.ingestor import metrics
@@ -146,7 +147,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
@@ -189,7 +190,7 @@ async def record(settings: IngestorSettings, out: Path, seconds: float | None, m
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,

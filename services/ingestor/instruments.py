@@ -4,8 +4,9 @@
 ``{"symbol", "instrument", "base", "quote", "market", "kind", "contract_size"}`` plus the optional
 ``price_scale`` (1000-unit contracts) and ``listed`` (false: curated for the scenario universe only).
 :func:`load_instruments` reads it once per venue. In live mode :func:`refresh_from_rest` fetches the
-venue's exchange-info and merges what it parses over the snapshot; the parsers are pure functions
-of the response body (tested on saved response shapes).
+venue's instrument endpoints and merges what the venue module's parser (a pure function of the
+response body, tested on saved response shapes) returns over the snapshot. Each venue module owns
+its endpoints and parser; this module only holds the snapshot and the guarded refresh.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -102,95 +103,51 @@ def split_thousands(venue_base: str) -> tuple[str, float]:
     return venue_base, 1.0
 
 
-def _make(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
-          contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
+def make_instrument(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
+                    contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
+    """An instrument from a venue's REST fields: thousand-unit bases (``1000PEPE``) become a price
+    scale and contract multiplier, the name is normalized."""
     base, scale = split_thousands(venue_base)
     return Instrument(venue=venue, symbol=symbol, instrument=normalized_name(base, quote, market, expiry_ms),
                       base=base, quote=quote, market=market,  # type: ignore[arg-type]
                       kind=kind, contract_size=contract_size * scale, price_scale=scale)
 
 
-def parse_binance_usdm(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://fapi.binance.com/fapi/v1/exchangeInfo``: perpetuals and dated futures in TRADING."""
-    out: list[Instrument] = []
-    for item in body.get("symbols", []):
-        contract = item.get("contractType")
-        if item.get("status") != "TRADING" or contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
-            continue
-        market = "perp" if contract == "PERPETUAL" else "future"
-        expiry = int(item.get("deliveryDate", 0)) if market == "future" else None
-        out.append(_make("binance-usdm", item["symbol"], item["baseAsset"], item["quoteAsset"], market,
-                         "linear", expiry_ms=expiry))
-    return out
+class RestSource(Protocol):
+    """What a venue module offers for the live refresh: its REST instrument endpoints and the pure
+    parser of one response body (every venue adapter has both; see ``venues/base.py``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def rest_instrument_urls(self) -> tuple[str, ...]: ...
+
+    def parse_rest_instruments(self, body: Any) -> list[Instrument]: ...
 
 
-def parse_bybit(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://api.bybit.com/v5/market/instruments-info?category=linear``."""
-    out: list[Instrument] = []
-    for item in body.get("result", {}).get("list", []):
-        contract = item.get("contractType")
-        if item.get("status") != "Trading" or contract not in ("LinearPerpetual", "LinearFutures"):
-            continue
-        market = "perp" if contract == "LinearPerpetual" else "future"
-        expiry = int(item.get("deliveryTime") or 0) if market == "future" else None
-        out.append(_make("bybit", item["symbol"], item["baseCoin"], item["quoteCoin"], market, "linear",
-                         expiry_ms=expiry))
-    return out
-
-
-def parse_okx(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://www.okx.com/api/v5/public/instruments?instType=SWAP`` (and FUTURES)."""
-    out: list[Instrument] = []
-    for item in body.get("data", []):
-        if item.get("state") != "live":
-            continue
-        market = "perp" if item.get("instType") == "SWAP" else "future"
-        base, quote = str(item.get("uly", item["instId"])).split("-")[:2]
-        kind: ContractKind = "inverse" if item.get("ctType") == "inverse" else "linear"
-        expiry = int(item.get("expTime") or 0) if market == "future" else None
-        out.append(_make("okx", item["instId"], base, quote, market, kind, float(item["ctVal"]), expiry))
-    return out
-
-
-RestParser = Callable[[dict[str, Any]], list[Instrument]]
-
-REST_SOURCES: dict[str, tuple[tuple[str, ...], RestParser]] = {
-    "binance-usdm": (("https://fapi.binance.com/fapi/v1/exchangeInfo",), parse_binance_usdm),
-    "bybit": (("https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",), parse_bybit),
-    "okx": (("https://www.okx.com/api/v5/public/instruments?instType=SWAP",
-             "https://www.okx.com/api/v5/public/instruments?instType=FUTURES"), parse_okx),
-}
-
-
-def _adapter_rest_source(venue_id: str) -> tuple[tuple[str, ...], RestParser] | None:
-    """Adapters that carry their own instrument endpoints (gate, deribit, bitmex, coinbase)."""
-    from services.ingestor.venues import registry  # lazy: the adapters import this module
-
-    adapter = registry.venues().get(venue_id)
-    urls = tuple(getattr(adapter, "rest_instrument_urls", ()))
-    parser = getattr(adapter, "parse_rest_instruments", None)
-    return (urls, parser) if urls and parser else None
-
-
-def _fetch_json(url: str, timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers={"User-Agent": "cryptopulse"})
+def _fetch_json(url: str, timeout: float, body: bytes | None = None) -> Any:
+    """GET ``url`` (POST of the JSON ``body`` when given) and decode the JSON answer."""
+    request = urllib.request.Request(url, data=body, headers={"User-Agent": "cryptopulse",
+                                                              "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (fixed https URLs)
-        data: dict[str, Any] = orjson.loads(response.read())
-    return data
+        return orjson.loads(response.read())
 
 
-def refresh_from_rest(venue_id: str, timeout: float = 10.0,
-                      fetch: Callable[[str, float], dict[str, Any]] = _fetch_json) -> int:
+def refresh_from_rest(venue: RestSource, timeout: float = 10.0, fetch: Callable[..., Any] = _fetch_json) -> int:
     """Merge the venue's live instrument list over the snapshot; returns how many were parsed.
 
-    Guarded: any network or format failure is logged and the snapshot stays in use (returns 0).
+    ``fetch(url, timeout)`` (``fetch(url, timeout, body)`` for venues whose instrument endpoint is
+    a POST of ``rest_instrument_body``, as Hyperliquid's ``/info``). Guarded: any network or
+    format failure is logged and the snapshot stays in use (returns 0).
     """
-    source = REST_SOURCES.get(venue_id) or _adapter_rest_source(venue_id)
-    if source is None:
+    venue_id, urls = venue.id, venue.rest_instrument_urls
+    body: bytes | None = getattr(venue, "rest_instrument_body", None)
+    if not urls:
         return 0
-    urls, parser = source
     try:
-        parsed = [inst for url in urls for inst in parser(fetch(url, timeout))]
+        bodies = [fetch(url, timeout, body) if body is not None else fetch(url, timeout) for url in urls]
+        parsed = [inst for answer in bodies for inst in venue.parse_rest_instruments(answer)]
     except Exception as exc:  # network errors, HTTP errors, unexpected shapes: keep the snapshot
         log.warning("instrument refresh for %s failed (%s); using the %s snapshot",
                     venue_id, exc, snapshot_as_of())

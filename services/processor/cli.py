@@ -17,14 +17,14 @@ log = logging.getLogger("cryptopulse.processor")
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.processor.app import run_worker
 
     kafka = kafka_settings(args)
     settings = load(ProcessorSettings, processor_metrics_port=args.metrics_port,
                     processor_emit_interval=args.emit_interval)
     setup_logging(kafka.log_level, "processor")
-    asyncio.run(wait_for_kafka(kafka.bootstrap))
+    asyncio.run(wait_for_kafka(kafka))
     serve_metrics(settings.processor_metrics_port, service="processor")
     code = run_worker(settings, kafka)
     log.info("processor stopped")
@@ -33,7 +33,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     process = sub.add_parser("process", help="run a stream-processor worker (faust)")
     process.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_PROCESSOR_METRICS_PORT)")

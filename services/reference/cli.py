@@ -26,7 +26,7 @@ def describe_status(status: dict[str, Any] | None) -> str:
 
 
 def _cmd_assets(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.reference import service
 
     kafka = kafka_settings(args)
@@ -35,7 +35,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
                     assets_category_map=args.category_map)
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap)
+        await wait_for_kafka(kafka)
         if args.action == "load":
             path = Path(args.file) if args.file else service.BUNDLED_ASSETS
             print(f"published {await service.load_file(kafka, path)} assets from {path}")
@@ -49,7 +49,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     assets = sub.add_parser("assets", help="reference data: publish the bundled universe, refresh it from the "
                                            "provider, or show where it stands")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import jwt
@@ -9,13 +11,15 @@ import orjson
 import pytest
 
 from services.common.settings import load
-from services.gateway import metrics
+from services.gateway import metrics, protocol
 from services.gateway.auth import Authenticator, AuthError, Grant
 from services.gateway.limits import LogThrottle, connection_caps
 from services.gateway.protocol import Close, Err, ProtocolError
+from services.gateway.server import throttled_exception_handler
 from services.gateway.session import Closing, Limits, Session
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import Registry
+from services.gateway.state import Registry, history_message, history_message_size
+from tests.gateway.test_asyncapi_conformance import validate
 
 LIMITS = Limits(max_subscriptions=3, max_frame_bytes=256, rate=5.0, queue_size=10, max_queued_bytes=20_000)
 SECRET = "unit-test-secret-of-at-least-32-bytes"
@@ -66,6 +70,12 @@ def test_history_and_snapshots_count_against_the_byte_budget_before_anything_cha
 
     small = Session(LIMITS, Grant(), now=0.0)
     small.receive(request(op="subscribe", id=1, channels=["indicators:s0:1d"], history=20), registry, 0.0)
+    channel = registry.channels["indicators:s0:1d"]
+    expected = sum(history_message_size(e) for e in channel.past_entries(20)) + len(channel.snapshot() or b"")
+    assert [len(history_message(channel.name, e)) for e in channel.past_entries(3)] == \
+        [history_message_size(e) for e in channel.past_entries(3)]
+    ack = protocol.ack(1, "subscribe", ("indicators:s0:1d",))
+    assert small.queue.nbytes == len(ack) + expected  # the answer was sized exactly before it was built
     sent = drain(small)
     assert [m["type"] for m in sent] == ["ack"] + ["history"] * 20 + ["snapshot"]
     assert small.queue.nbytes == 0
@@ -89,12 +99,12 @@ def test_resubscribing_counts_against_the_budget() -> None:
 
 def test_updates_beyond_the_budget_close_a_slow_consumer_and_state_conflates() -> None:
     session = Session(LIMITS, Grant(), now=0.0)
-    assert not session.deliver("sector:ai", "sector", b"x" * 5000)
-    assert session.deliver("sector:ai", "sector", b"y" * 5000)  # replaced in place
+    assert not session.deliver("sector:ai", True, b"x" * 5000)
+    assert session.deliver("sector:ai", True, b"y" * 5000)  # replaced in place
     assert session.queue.nbytes == 5000
-    session.deliver("alerts:a", "alerts", b"z" * 10_000)
+    session.deliver("alerts:a", False, b"z" * 10_000)
     with pytest.raises(Closing) as closing:
-        session.deliver("alerts:a", "alerts", b"z" * 10_000)
+        session.deliver("alerts:a", False, b"z" * 10_000)
     assert closing.value.code == Close.SLOW_CONSUMER and closing.value.slow
 
 
@@ -142,6 +152,7 @@ def test_token_expiry_closes_with_4001_and_refresh_extends() -> None:
         session.check_expiry(now + 10)
     assert closing.value.code == Close.AUTH_FAILED and closing.value.error is not None
     assert closing.value.error.code == Err.TOKEN_EXPIRED
+    validate("error", orjson.loads(protocol.error(Err.TOKEN_EXPIRED, closing.value.error.message)))
 
     session.receive(request(op="subscribe", id=1, channels=["sector:ai"]), Registry(10), now)
     narrower = jwt.encode({"exp": int(now) + 100, "channels": ["asset:*"]}, SECRET)
@@ -157,6 +168,8 @@ def test_token_expiry_closes_with_4001_and_refresh_extends() -> None:
     session.check_expiry(now + 50)
     ack = drain(session)[-1]
     assert (ack["type"], ack["op"], ack["id"]) == ("ack", "refresh", 4)
+    validate("ack", ack)
+    validate("refresh", orjson.loads(request(op="refresh", id=4, token=longer)))
 
 
 def test_audience_and_maximum_lifetime() -> None:
@@ -192,6 +205,18 @@ def test_log_throttle_once_per_interval_with_the_count_of_suppressed_lines() -> 
     assert [throttle.allow("accept", t) for t in (1.0, 2.0, 9.9)] == [None, None, None]
     assert throttle.allow("other", 3.0) == 0
     assert throttle.allow("accept", 10.0) == 3
+
+
+def test_accept_errors_are_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        context = {"message": "socket.accept() out of system resource", "exception": OSError(24, "Too many open files")}
+        with caplog.at_level(logging.INFO, logger="cryptopulse.gateway"):
+            for _ in range(1000):
+                throttled_exception_handler(loop, context)
+    finally:
+        loop.close()
+    assert len([r for r in caplog.records if "accept" in r.getMessage()]) == 1
 
 
 def test_unknown_close_codes_are_labelled_other() -> None:

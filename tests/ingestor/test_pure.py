@@ -13,14 +13,12 @@ import pytest
 from services.common import topics
 from services.common.events import Trade, TradeBar
 from services.common.frames import RawFrame
+from services.ingestor import instruments
 from services.ingestor.bars import BarBuilder
 from services.ingestor.dedupe import Deduper
 from services.ingestor.gaps import GapDetector
 from services.ingestor.instruments import (
     load_instruments,
-    parse_binance_usdm,
-    parse_bybit,
-    parse_okx,
     refresh_from_rest,
     split_thousands,
 )
@@ -33,7 +31,9 @@ from services.ingestor.sources import (
     parse_speed,
     read_recording,
 )
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import VENUE, BinanceUsdm
+from services.ingestor.venues.bybit import Bybit
+from services.ingestor.venues.okx import Okx
 from tests.ingestor.frames import agg_trade, force_order
 
 UNIVERSE = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "AVAX", "TRX", "TON", "DOT", "SUI", "LTC", "BCH", "APT", "HBAR", "XLM", "ATOM", "ETC", "KAS", "ALGO", "SEI", "INJ", "TIA", "NEAR", "ICP", "ARB", "OP", "POL", "MNT", "IMX", "STX", "STRK", "LINK", "UNI", "AAVE", "ONDO", "MKR", "ENA", "JUP", "LDO", "CRV", "PENDLE", "DOGE", "SHIB", "PEPE", "BONK", "WIF", "FLOKI", "TRUMP", "RENDER", "GRT", "FET", "GPU", "TAO", "VIRTUAL", "AI16Z", "WLD", "AKT", "ARKM", "IO", "AIOZ", "THETA", "GRASS", "AIXBT", "COOKIE"]
@@ -64,7 +64,7 @@ def test_split_thousands() -> None:
 
 
 def test_rest_parsers_on_saved_response_shapes() -> None:
-    binance = parse_binance_usdm({"symbols": [
+    binance = BinanceUsdm.parse_rest_instruments({"symbols": [
         {"symbol": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": "BTC",
          "quoteAsset": "USDT", "deliveryDate": 4133404800000},
         {"symbol": "1000PEPEUSDT", "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": "1000PEPE",
@@ -77,11 +77,11 @@ def test_rest_parsers_on_saved_response_shapes() -> None:
     assert [(i.symbol, i.instrument, i.contract_size, i.price_scale) for i in binance] == [
         ("BTCUSDT", "BTC-USDT-PERP", 1.0, 1.0), ("1000PEPEUSDT", "PEPE-USDT-PERP", 1000.0, 1000.0),
         ("BTCUSDT_250328", "BTC-USDT-250328", 1.0, 1.0)]
-    bybit = parse_bybit({"retCode": 0, "result": {"category": "linear", "list": [
+    bybit = Bybit.parse_rest_instruments({"retCode": 0, "result": {"category": "linear", "list": [
         {"symbol": "SHIB1000USDT", "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": "SHIB1000",
          "quoteCoin": "USDT", "deliveryTime": "0"}]}})
     assert [(i.instrument, i.contract_size) for i in bybit] == [("SHIB-USDT-PERP", 1000.0)]
-    okx = parse_okx({"code": "0", "data": [
+    okx = Okx.parse_rest_instruments({"code": "0", "data": [
         {"instId": "BTC-USD-SWAP", "instType": "SWAP", "uly": "BTC-USD", "ctVal": "100", "ctType": "inverse",
          "state": "live", "expTime": ""},
         {"instId": "PEPE-USDT-SWAP", "instType": "SWAP", "uly": "PEPE-USDT", "ctVal": "10000000",
@@ -94,8 +94,22 @@ def test_refresh_is_guarded_and_merges_over_the_snapshot() -> None:
     def failing(url: str, timeout: float) -> dict[str, object]:
         raise OSError("no network")
 
-    assert refresh_from_rest("okx", fetch=failing) == 0
+    assert refresh_from_rest(Okx(), fetch=failing) == 0
     assert "BTC-USDT-SWAP" in load_instruments("okx")
+    fetched: list[str] = []
+
+    def live(url: str, timeout: float) -> dict[str, object]:
+        fetched.append(url)
+        return {"code": "0", "data": [{"instId": "NEW-USDT-SWAP", "instType": "SWAP", "uly": "NEW-USDT",
+                                       "ctVal": "10", "ctType": "linear", "state": "live", "expTime": ""}]}
+
+    try:
+        assert refresh_from_rest(Okx(), fetch=live) == 2          # one row from each endpoint (SWAP, FUTURES)
+        assert fetched == list(Okx.rest_instrument_urls)
+        table = load_instruments("okx")
+        assert table["NEW-USDT-SWAP"].contract_size == 10.0 and "BTC-USDT-SWAP" in table
+    finally:
+        instruments._refreshed.pop("okx", None)
 
 
 def test_deduper_window_and_capacity() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.settings import all_env_vars
+from services.catalog import all_env_vars
 from tests.ops.contract import DEPLOY, REPO, load_prometheus_config
 
 OUR_SERVICES = {"topics": None, "ingestor": 9301, "processor": 9302, "gateway": 9303}
@@ -84,6 +84,7 @@ def test_metrics_ports_match_the_prometheus_targets(compose: dict[str, Any]) -> 
         env = services_of(compose)[name]["environment"]
         port = int(env[f"CRYPTOPULSE_{name.upper()}_METRICS_PORT"])
         assert port == OUR_SERVICES[name]
+        assert env["CRYPTOPULSE_METRICS_HOST"] == "0.0.0.0", f"{name}: /metrics binds loopback by default"
         job = jobs[name]
         targets = [t for c in job.get("static_configs", []) for t in c["targets"]]
         targets += [f"{n}:{c['port']}" for c in job.get("dns_sd_configs", []) for n in c["names"]]

@@ -14,7 +14,7 @@ from services.ingestor.backfill.settings import BackfillSettings
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.ingestor.backfill.run import backfill
 
     kafka = kafka_settings(args)
@@ -23,7 +23,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
                     backfill_minutes=args.minutes, backfill_hours=args.hours, backfill_days=args.days)
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap)
+        await wait_for_kafka(kafka)
         summary = await backfill(kafka, settings, out=sys.stderr)
         print(summary.line())
         return 1 if summary.failed and not summary.bars else 0
@@ -32,7 +32,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     parser = sub.add_parser("backfill", help="warm start: publish the venues' REST klines as history candles and "
                                              "1-minute bars (resumable)")

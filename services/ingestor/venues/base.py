@@ -18,7 +18,7 @@ computed by :class:`Instrument` for linear, inverse and quanto contracts alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from services.common.events import Liquidation, Market, Trade
 
@@ -34,9 +34,6 @@ UNKNOWN_INSTRUMENT = "unknown_instrument"
 OVERSIZED = "oversized"
 ADAPTER_ERROR = "adapter_error"   # no adapter for the frame's venue, or an adapter raised something else
 REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED, ADAPTER_ERROR)
-
-# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
 
 
 class FrameError(ValueError):
@@ -60,15 +57,18 @@ class RowError:
     raw: str
 
 
-@dataclass(slots=True)
 class Parsed:
     """What one frame yields: its events, its bad rows, and for venues that aggregate fills under
     one id (OKX ``count``) how many sequential trade ids an event covers (event index -> count,
-    only when > 1), so gap detection does not mistake the covered ids for missing trades."""
+    only when > 1), so gap detection does not mistake the covered ids for missing trades.
+    (A plain slotted class: one is made per frame on the hot path.)"""
 
-    events: list[Event] = field(default_factory=list)
-    rejected: list[RowError] = field(default_factory=list)
-    spans: dict[int, int] = field(default_factory=dict)
+    __slots__ = ("events", "rejected", "spans")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.rejected: list[RowError] = []
+        self.spans: dict[int, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class Instrument:
         return venue_size * self.contract_size
 
     def notional_usd(self, venue_size: float, price: float) -> float:
-        """USD value of ``venue_size`` at ``price`` (quotes in :data:`USD_QUOTES` count as 1 USD)."""
+        """USD value of ``venue_size`` at ``price`` (quotes in ``common.events.USD_QUOTES`` count as 1 USD)."""
         if self.kind == "inverse":
             return venue_size * self.contract_size
         return self.base_size(venue_size, price) * price
@@ -155,9 +155,29 @@ class Venue(Protocol):
     frame counts as activity of every stream of its connection.
     """
 
-    id: str                      # stable id used in events, metrics and dead letters (e.g. "binance-usdm")
-    rules: ConnectionRules
-    sequential_trade_ids: bool   # gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)
+    @property
+    def id(self) -> str:
+        """Stable id used in events, metrics and dead letters (e.g. ``binance-usdm``)."""
+        ...
+
+    @property
+    def rules(self) -> ConnectionRules:
+        """The websocket endpoint (``rules.url``) and the connection rules."""
+        ...
+
+    @property
+    def sequential_trade_ids(self) -> bool:
+        """Gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)."""
+        ...
+
+    @property
+    def rest_instrument_urls(self) -> tuple[str, ...]:
+        """The public REST instrument endpoints of the live refresh (empty: snapshot only)."""
+        ...
+
+    def parse_rest_instruments(self, body: Any) -> list[Instrument]:
+        """The instruments of one (decoded JSON) response of ``rest_instrument_urls``; pure."""
+        ...
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         """The exact text frames to send after connecting (or the empty list when the URL itself

@@ -20,12 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.events import PositionSide, TakerSide
+from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     BAD_FIELD,
     UNKNOWN_EVENT,
     ConnectionRules,
     FrameError,
     Heartbeat,
+    Instrument,
     Parsed,
     Subscription,
 )
@@ -58,6 +60,21 @@ class BinanceUsdm(Adapter):
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
     channel_markers = (("@aggTrade", "trades"), ("forceOrder", "liquidations"), ('"result"', CONTROL))
+    rest_instrument_urls = ("https://fapi.binance.com/fapi/v1/exchangeInfo",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /fapi/v1/exchangeInfo``: perpetuals and dated futures in ``TRADING``."""
+        out: list[Instrument] = []
+        for item in body.get("symbols", []) if isinstance(body, dict) else []:
+            contract = item.get("contractType")
+            if item.get("status") != "TRADING" or contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
+                continue
+            market = "perp" if contract == "PERPETUAL" else "future"
+            expiry = int(item.get("deliveryDate", 0)) if market == "future" else None
+            out.append(make_instrument(VENUE_ID, item["symbol"], item["baseAsset"], item["quoteAsset"], market,
+                                       "linear", expiry_ms=expiry))
+        return out
 
     @staticmethod
     def streams(subscription: Subscription) -> list[str]:

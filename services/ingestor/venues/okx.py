@@ -22,13 +22,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     BAD_FIELD,
     BAD_VALUE,
     UNKNOWN_EVENT,
     ConnectionRules,
+    ContractKind,
     FrameError,
     Heartbeat,
+    Instrument,
     Parsed,
     Subscription,
 )
@@ -62,6 +65,24 @@ class Okx(Adapter):
         max_messages_per_second=3.0,        # OKX: 3 connection requests per second per IP
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
+
+    rest_instrument_urls = ("https://www.okx.com/api/v5/public/instruments?instType=SWAP",
+                            "https://www.okx.com/api/v5/public/instruments?instType=FUTURES")
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /api/v5/public/instruments?instType=SWAP|FUTURES``: live instruments; ``ctVal`` is
+        base units per contract (linear) or USD per contract (``ctType`` inverse)."""
+        out: list[Instrument] = []
+        for item in body.get("data", []) if isinstance(body, dict) else []:
+            if item.get("state") != "live":
+                continue
+            market = "perp" if item.get("instType") == "SWAP" else "future"
+            base, quote = str(item.get("uly", item["instId"])).split("-")[:2]
+            kind: ContractKind = "inverse" if item.get("ctType") == "inverse" else "linear"
+            expiry = int(item.get("expTime") or 0) if market == "future" else None
+            out.append(make_instrument("okx", item["instId"], base, quote, market, kind, float(item["ctVal"]), expiry))
+        return out
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         args: list[dict[str, str]] = [{"channel": "trades", "instId": symbol} for symbol in subscription.trades]

@@ -17,21 +17,30 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from services.common.broker import EmbeddedBroker, refuse_secure_embedded
+from services.common.cli_flags import add_kafka_flags, kafka_settings
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
-from services.common.settings import KafkaSettings, MetricsSettings, env_name, load
+from services.common.settings import KafkaSettings, MetricsSettings, env_name, load, setting
+from services.common.settings import register as register_settings
 from services.gateway.settings import GatewaySettings
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
 from services.processor.settings import ProcessorSettings
 from services.reference.settings import ReferenceSettings
-from services.supervisor_settings import SupervisorSettings
+
+
+@register_settings
+@dataclass(frozen=True)
+class SupervisorSettings:
+    """Settings of ``cryptopulse up`` itself."""
+
+    stop_timeout: float = setting(8.0, "Seconds each child gets after SIGTERM before it is killed.")
 
 
 @dataclass
@@ -269,8 +278,6 @@ def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gat
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
-
     kafka = kafka_settings(args)
     ingestor = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed)
     processor = load(ProcessorSettings)
@@ -320,8 +327,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
-
     up = sub.add_parser("up", help="run the whole stack: broker, ingestor, processor, gateway")
     add_kafka_flags(up)
     up.add_argument("--source", help="ingest source (default: the built-in scenario); see `ingest --help`")
@@ -329,8 +334,3 @@ def register(sub: Any) -> None:
     up.add_argument("--density", help="scenario trades per asset per minute per venue (default 0.1)")
     up.set_defaults(handler=cmd_up)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from services.cli import main as cli_main
-
-    return cli_main(["up", *(argv or [])])

@@ -24,9 +24,10 @@ from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
-    open_scenario,
+    open_plugged,
     paced,
     parse_speed,
+    plugged,
     read_recording,
     replay_path,
 )
@@ -95,14 +96,14 @@ async def open_source(settings: IngestorSettings,
         if not path.is_file():
             raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
         return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
-    if source == "scenario":
-        scenario = open_scenario(settings, density=density)
+    if source in plugged():
+        opened = open_plugged(source, settings, density=density)
         reference = [(topic.name, key.encode(), orjson.dumps(value))
-                     for topic, key, value in scenario.reference_records()]
-        return paced(scenario.frames(), speed), reference, scenario.describe()
+                     for topic, key, value in opened.reference_records()]
+        return paced(opened.frames(), speed), reference, opened.describe()
     if source == "live":
         return await _live_source(settings), [], "live exchange websockets"
-    raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
+    raise SourceError(f"unknown source {source!r}: use {', '.join((*plugged(), 'replay:PATH'))} or live")
 
 
 async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
@@ -141,7 +142,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
@@ -184,7 +185,7 @@ async def record(settings: IngestorSettings, out: Path, seconds: float | None, m
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,

@@ -60,15 +60,18 @@ class RowError:
     raw: str
 
 
-@dataclass(slots=True)
 class Parsed:
     """What one frame yields: its events, its bad rows, and for venues that aggregate fills under
     one id (OKX ``count``) how many sequential trade ids an event covers (event index -> count,
-    only when > 1), so gap detection does not mistake the covered ids for missing trades."""
+    only when > 1), so gap detection does not mistake the covered ids for missing trades.
+    (A plain slotted class: one is made per frame on the hot path.)"""
 
-    events: list[Event] = field(default_factory=list)
-    rejected: list[RowError] = field(default_factory=list)
-    spans: dict[int, int] = field(default_factory=dict)
+    __slots__ = ("events", "rejected", "spans")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.rejected: list[RowError] = []
+        self.spans: dict[int, int] = {}
 
 
 @dataclass(frozen=True, slots=True)

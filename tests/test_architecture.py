@@ -205,3 +205,20 @@ def test_rules_report_what_they_find() -> None:
     assert "services.common.codec -> services.gateway.protocol" in violations({"common": set()}, planted)
     assert "services.processor.app -> services.cli" in command_line_imports(planted)
     assert "services.processor.app -> services.gateway" in violations({"processor": {"common"}}, planted)
+
+
+SHARED = ("now_ms", "MINUTE_MS", "HOUR_MS", "DAY_MS", "DAY_MINUTES", "USD_QUOTES")
+
+
+def test_shared_constants_and_the_clock_are_defined_once() -> None:
+    """Time units, the wall clock and the USD quotes live in common (a re-export is not a definition)."""
+    defined: dict[str, list[str]] = {name: [] for name in SHARED}
+    for module, path in modules().items():
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, ast.FunctionDef) else [
+                t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+            for name in names:
+                if name in defined:
+                    defined[name].append(module)
+    assert {name: where for name, where in defined.items() if len(where) != 1} == {}
+    assert all(where[0].startswith(COMMON) for where in defined.values())

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from services.common import topics
+from services.common.clock import now_ms as now_ms  # the one clock; the server reads it as protocol.now_ms
 
 # family -> (topic, conflates). State families keep the latest value per channel; event
 # families (alerts) must deliver every message, so they never conflate.
@@ -164,12 +165,6 @@ def _parse_channels_request(op: str, message: dict[str, Any], request_id: Any) -
     if not isinstance(history, int) or isinstance(history, bool) or history < 0:
         raise ProtocolError(Err.BAD_REQUEST, "'history' must be a non-negative integer", request_id)
     return Request(op=op, id=request_id, channels=tuple(dict.fromkeys(channels)), since=since, history=history)
-
-
-def now_ms() -> int:
-    import time
-
-    return time.time_ns() // 1_000_000
 
 
 def control(kind: str, **fields: Any) -> bytes:

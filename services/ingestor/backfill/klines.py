@@ -25,10 +25,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from services.common.http import MalformedResponse
 
-MINUTE_MS = 60_000
-INTERVAL_MS = {"1m": MINUTE_MS, "1h": 60 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
+INTERVAL_MS = {"1m": MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
 
 
 class VenueRefusal(MalformedResponse):

@@ -22,8 +22,10 @@ from typing import IO, Any
 import orjson
 
 from services.common import topics
+from services.common.clock import now_ms
 from services.common.compacted import publish, read_table
 from services.common.errors import StartupError
+from services.common.events import USD_QUOTES
 from services.common.http import HttpError, RetryPolicy, Throttle, get_json
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
@@ -44,12 +46,7 @@ from services.ingestor.venues.base import Instrument
 
 log = logging.getLogger("cryptopulse.backfill")
 
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
 LIVE_KEY = "live"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Progress:

@@ -228,3 +228,10 @@ def test_shared_constants_and_the_clock_are_defined_once() -> None:
                     defined[name].append(module)
     assert {name: where for name, where in defined.items() if len(where) != 1} == {}
     assert all(where[0].startswith(COMMON) for where in defined.values())
+
+
+def test_the_map_names_every_room() -> None:
+    """docs/architecture.md stays the map: every room and top module of the code is in its table."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rooms = {f"services/{room}/" for room in (*SERVICES, *LIBRARIES)} | {f"services/{m.split('.')[1]}.py" for m in TOP}
+    assert sorted(r for r in rooms if f"`{r}" not in text) == []

@@ -35,7 +35,7 @@ COMMAND_MODULES = (
     "services.ingestor.cli",
     "services.processor.cli",
     "services.gateway.cli",
-    "services.scenario.cli",
+    "services.report",
     "services.reference.cli",
     "services.ingestor.backfill.cli",
     "services.supervisor",

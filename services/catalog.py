@@ -17,6 +17,7 @@ from services.common.settings import describe, registered
 SETTINGS_MODULES = (
     "services.gateway.settings",
     "services.ingestor.backfill.settings",
+    "services.ingestor.journal",
     "services.ingestor.settings",
     "services.processor.settings",
     "services.reference.settings",

@@ -25,6 +25,7 @@ FAMILIES: dict[str, tuple[topics.Topic, bool]] = {
     "candles": (topics.CANDLES, True),
     "indicators": (topics.INDICATORS, True),
     "alerts": (topics.ALERTS, False),
+    "reference": (topics.REFERENCE_STATUS, True),
 }
 FAMILY_BY_TOPIC: dict[str, str] = {topic.name: family for family, (topic, _) in FAMILIES.items()}
 

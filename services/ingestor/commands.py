@@ -18,6 +18,7 @@ from services.common.kafka import wait_for_kafka
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
 from services.common.settings import KafkaSettings, load
+from services.ingestor.journal import Journal, JournalSettings, journaled
 from services.ingestor.pipeline import Record
 from services.ingestor.service import Source
 from services.ingestor.settings import IngestorSettings
@@ -112,6 +113,10 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     from services.ingestor.venues.registry import venues
 
     frames, reference, description = await open_source(settings, density)
+    journal_dir = load(JournalSettings).journal_dir
+    if settings.ingest_source == "live" and journal_dir:
+        frames = journaled(frames, Journal(Path(journal_dir)))
+        description += f", journal {journal_dir}"
     await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics

@@ -1,7 +1,8 @@
 """``cryptopulse`` command line: one sub-command per service plus the tools around them.
 
 Settings come from ``CRYPTOPULSE_*`` variables; flags given here override them. Each service
-package adds its own sub-commands through ``register(subparsers)`` in its ``cli`` module.
+package adds its own sub-commands through ``register(subparsers)`` in its ``cli`` module; which
+modules those are is :mod:`services.catalog`'s to say.
 """
 
 from __future__ import annotations
@@ -18,38 +19,12 @@ from typing import Any
 
 import orjson
 
+from services.catalog import COMMAND_MODULES, plug_sources, settings_classes
+from services.common.cli_flags import add_kafka_flags, kafka_flags, kafka_settings
 from services.common.errors import StartupError
-from services.common.settings import FILE_SUFFIX, KafkaSettings, SettingsError, env_name, load, registered
-
-SERVICE_CLI_MODULES = (
-    "services.ingestor.cli",
-    "services.processor.cli",
-    "services.gateway.cli",
-    "services.scenario.cli",
-    "services.reference.cli",
-    "services.ingestor.backfill.cli",
-    "services.supervisor",
-)
+from services.common.settings import FILE_SUFFIX, SettingsError, env_name, load
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def add_kafka_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags every Kafka-using command shares (they override ``CRYPTOPULSE_KAFKA_BOOTSTRAP`` etc.)."""
-    parser.add_argument("--kafka", dest="kafka_bootstrap", metavar="HOST:PORT[,...]",
-                        help="external Kafka bootstrap servers (default: embedded broker)")
-    parser.add_argument("--broker-port", dest="broker_port", type=int, metavar="PORT",
-                        help="embedded broker port (default 19092)")
-    parser.add_argument("--log-level", dest="log_level", help="DEBUG, INFO, WARNING or ERROR")
-
-
-def kafka_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The KafkaSettings fields given as flags (None = not given)."""
-    return {name: getattr(args, name, None) for name in ("kafka_bootstrap", "broker_port", "log_level")}
-
-
-def kafka_settings(args: argparse.Namespace) -> KafkaSettings:
-    return load(KafkaSettings, **kafka_flags(args))
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
@@ -103,7 +78,7 @@ def effective_settings(flags: dict[str, Any], environ: dict[str, str] | None = N
     """
     env = dict(os.environ if environ is None else environ)
     rows: list[dict[str, Any]] = []
-    for cls in registered():
+    for cls in settings_classes():
         given = {k: v for k, v in flags.items() if v is not None and k in {f.name for f in dataclasses.fields(cls)}}
         loaded = load(cls, environ=env, **given)
         for field in dataclasses.fields(cls):
@@ -140,7 +115,7 @@ def _cmd_settings(args: argparse.Namespace) -> int:
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from services.common.metrics import all_metrics
+    from services.catalog import all_metrics
     from services.common.metrics_doc import render
 
     text = render(all_metrics())
@@ -216,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--check", metavar="FILE", help="fail if FILE differs from the contract")
     metrics.set_defaults(handler=_cmd_metrics)
 
-    for module_name in SERVICE_CLI_MODULES:
+    for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
+    plug_sources()
     return parser
 
 

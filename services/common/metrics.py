@@ -2,8 +2,8 @@
 
 Each service declares its own metrics once, in its ``metrics`` module, named
 ``cryptopulse_<service>_<what>_<unit>`` (``_total`` for counters) with bounded labels.
-:func:`all_metrics` imports those modules and lists every declared metric (for the docs and the
-contract test).
+:func:`declared_metrics` lists the metrics declared in this process; ``services.catalog.all_metrics``
+imports every service's metrics module first (for the docs and the contract test).
 
 The /metrics server (:class:`MetricsServer`, :class:`MetricsSettings`) binds loopback unless told
 otherwise, can require basic auth and serve HTTPS (optionally mutual TLS), closes a connection
@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import importlib
 import itertools
 import platform
 import socket
@@ -34,12 +33,6 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from services.common.errors import StartupError
 from services.common.settings import MetricsSettings, SettingsError, env_name, load
-
-SERVICE_METRIC_MODULES = (
-    "services.ingestor.metrics",
-    "services.processor.metrics",
-    "services.gateway.metrics",
-)
 
 BUILD_INFO = Info("cryptopulse_build", "Version and runtime of this cryptopulse process.")
 
@@ -180,10 +173,8 @@ def init_children(metric: MetricWrapperBase, *label_values: Iterable[str]) -> No
         metric.labels(*combination)
 
 
-def all_metrics() -> list[MetricDoc]:
-    """Every metric declared by the services, with its type, labels and help."""
-    for module in SERVICE_METRIC_MODULES:
-        importlib.import_module(module)
+def declared_metrics() -> list[MetricDoc]:
+    """Every ``cryptopulse_*`` metric declared in this process, with its type, labels and help."""
     docs: list[MetricDoc] = []
     for collector in list(REGISTRY._collector_to_names):  # the registry has no public iterator
         for family in collector.describe() if hasattr(collector, "describe") else []:

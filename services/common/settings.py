@@ -2,8 +2,8 @@
 
 Every service declares its settings as a frozen dataclass whose fields are made with
 :func:`setting`. The environment variable of a field is ``CRYPTOPULSE_`` + the field name in
-upper case; command-line flags override the environment (12-factor). :func:`all_env_vars`
-lists every variable the code reads, which the docs and the compose-file test use.
+upper case; command-line flags override the environment (12-factor). Each class registers itself
+(:func:`register`); ``services.catalog.all_env_vars`` lists every variable of every service.
 
 A bad value is a :class:`SettingsError` whose one-line message names the variable. Settings are
 loaded by the command that needs them, never while the command line is built, so a bad value of
@@ -168,14 +168,8 @@ def describe(cls: type[Any]) -> list[tuple[str, Any, str]]:
 
 
 def registered() -> list[type[Any]]:
-    """Every settings class of every service (importing the services registers them)."""
-    import services.common.service_settings  # noqa: F401  (registers the service classes)
-
+    """The settings classes registered so far: ``services.catalog`` imports every service's."""
     return list(_REGISTERED)
-
-
-def all_env_vars() -> set[str]:
-    return {name for cls in registered() for name, _, _ in describe(cls)}
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -19,7 +19,7 @@ log = logging.getLogger("cryptopulse.gateway")
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.gateway.server import Gateway
 
     kafka = kafka_settings(args)
@@ -57,7 +57,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     gateway = sub.add_parser("gateway", help="run the websocket gateway (reads the derived topics)")
     gateway.add_argument("--host", help="listen host (CRYPTOPULSE_GATEWAY_HOST)")

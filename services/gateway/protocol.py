@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from services.common import topics
+from services.common.clock import now_ms as now_ms  # the one clock; the server reads it as protocol.now_ms
 
 # family -> (topic, conflates). State families keep the latest value per channel; event
 # families (alerts) must deliver every message, so they never conflate.
@@ -24,6 +25,7 @@ FAMILIES: dict[str, tuple[topics.Topic, bool]] = {
     "candles": (topics.CANDLES, True),
     "indicators": (topics.INDICATORS, True),
     "alerts": (topics.ALERTS, False),
+    "reference": (topics.REFERENCE_STATUS, True),
 }
 FAMILY_BY_TOPIC: dict[str, str] = {topic.name: family for family, (topic, _) in FAMILIES.items()}
 
@@ -192,12 +194,6 @@ def _parse_since(raw: Any, request_id: Any) -> tuple[dict[str, int], dict[str, s
             raise wrong
         seqs[channel] = value
     return seqs, epochs
-
-
-def now_ms() -> int:
-    import time
-
-    return time.time_ns() // 1_000_000
 
 
 def control(kind: str, **fields: Any) -> bytes:

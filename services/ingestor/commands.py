@@ -18,15 +18,17 @@ from services.common.kafka import wait_for_kafka
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
 from services.common.settings import KafkaSettings, load
+from services.ingestor.journal import Journal, JournalSettings, journaled
 from services.ingestor.pipeline import Record
 from services.ingestor.service import Source
 from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
-    open_scenario,
+    open_plugged,
     paced,
     parse_speed,
+    plugged,
     read_recording,
     replay_path,
 )
@@ -95,14 +97,14 @@ async def open_source(settings: IngestorSettings,
         if not path.is_file():
             raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
         return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
-    if source == "scenario":
-        scenario = open_scenario(settings, density=density)
+    if source in plugged():
+        opened = open_plugged(source, settings, density=density)
         reference = [(topic.name, key.encode(), orjson.dumps(value))
-                     for topic, key, value in scenario.reference_records()]
-        return paced(scenario.frames(), speed), reference, scenario.describe()
+                     for topic, key, value in opened.reference_records()]
+        return paced(opened.frames(), speed), reference, opened.describe()
     if source == "live":
         return await _live_source(settings), [], "live exchange websockets"
-    raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
+    raise SourceError(f"unknown source {source!r}: use {', '.join((*plugged(), 'replay:PATH'))} or live")
 
 
 async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
@@ -111,6 +113,10 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     from services.ingestor.venues.registry import venues
 
     frames, reference, description = await open_source(settings, density)
+    journal_dir = load(JournalSettings).journal_dir
+    if settings.ingest_source == "live" and journal_dir:
+        frames = journaled(frames, Journal(Path(journal_dir)))
+        description += f", journal {journal_dir}"
     await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics
@@ -141,7 +147,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
@@ -184,7 +190,7 @@ async def record(settings: IngestorSettings, out: Path, seconds: float | None, m
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,

@@ -126,23 +126,28 @@ class RestSource(Protocol):
     def parse_rest_instruments(self, body: Any) -> list[Instrument]: ...
 
 
-def _fetch_json(url: str, timeout: float) -> Any:
-    request = urllib.request.Request(url, headers={"User-Agent": "cryptopulse"})
+def _fetch_json(url: str, timeout: float, body: bytes | None = None) -> Any:
+    """GET ``url`` (POST of the JSON ``body`` when given) and decode the JSON answer."""
+    request = urllib.request.Request(url, data=body, headers={"User-Agent": "cryptopulse",
+                                                              "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (fixed https URLs)
         return orjson.loads(response.read())
 
 
-def refresh_from_rest(venue: RestSource, timeout: float = 10.0,
-                      fetch: Callable[[str, float], Any] = _fetch_json) -> int:
+def refresh_from_rest(venue: RestSource, timeout: float = 10.0, fetch: Callable[..., Any] = _fetch_json) -> int:
     """Merge the venue's live instrument list over the snapshot; returns how many were parsed.
 
-    Guarded: any network or format failure is logged and the snapshot stays in use (returns 0).
+    ``fetch(url, timeout)`` (``fetch(url, timeout, body)`` for venues whose instrument endpoint is
+    a POST of ``rest_instrument_body``, as Hyperliquid's ``/info``). Guarded: any network or
+    format failure is logged and the snapshot stays in use (returns 0).
     """
     venue_id, urls = venue.id, venue.rest_instrument_urls
+    body: bytes | None = getattr(venue, "rest_instrument_body", None)
     if not urls:
         return 0
     try:
-        parsed = [inst for url in urls for inst in venue.parse_rest_instruments(fetch(url, timeout))]
+        bodies = [fetch(url, timeout, body) if body is not None else fetch(url, timeout) for url in urls]
+        parsed = [inst for answer in bodies for inst in venue.parse_rest_instruments(answer)]
     except Exception as exc:  # network errors, HTTP errors, unexpected shapes: keep the snapshot
         log.warning("instrument refresh for %s failed (%s); using the %s snapshot",
                     venue_id, exc, snapshot_as_of())

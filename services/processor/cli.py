@@ -17,7 +17,7 @@ log = logging.getLogger("cryptopulse.processor")
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.processor.app import run_worker
 
     kafka = kafka_settings(args)
@@ -33,7 +33,7 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     process = sub.add_parser("process", help="run a stream-processor worker (faust)")
     process.add_argument("--metrics-port", type=int, help="metrics port (CRYPTOPULSE_PROCESSOR_METRICS_PORT)")

@@ -26,7 +26,7 @@ def describe_status(status: dict[str, Any] | None) -> str:
 
 
 def _cmd_assets(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.reference import service
 
     kafka = kafka_settings(args)
@@ -49,7 +49,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     assets = sub.add_parser("assets", help="reference data: publish the bundled universe, refresh it from the "
                                            "provider, or show where it stands")

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.settings import KafkaSettings, MetricsSettings, SettingsError, all_env_vars, load
+from services.catalog import all_env_vars
+from services.common.settings import KafkaSettings, MetricsSettings, SettingsError, load
 
 
 def test_defaults_mean_embedded_broker_without_idempotence() -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
+from services.catalog import settings_classes
 from services.cli import build_parser
-from services.common.settings import env_name, registered
+from services.common.settings import env_name
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -26,7 +27,7 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def junk_environment() -> dict[str, str]:
     """A value no number or boolean setting of any service accepts, for every such setting."""
     junk: dict[str, str] = {}
-    for cls in registered():
+    for cls in settings_classes():
         hints = typing.get_type_hints(cls)
         for field in dataclasses.fields(cls):
             if (set(typing.get_args(hints[field.name])) | {hints[field.name]}) & {int, float, bool}:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.settings import all_env_vars
+from services.catalog import all_env_vars
 from tests.ops.contract import DEPLOY, REPO, load_prometheus_config
 
 OUR_SERVICES = {"topics": None, "ingestor": 9301, "processor": 9302, "gateway": 9303}

@@ -14,7 +14,7 @@ from services.ingestor.backfill.settings import BackfillSettings
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.ingestor.backfill.run import backfill
 
     kafka = kafka_settings(args)
@@ -32,7 +32,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     parser = sub.add_parser("backfill", help="warm start: publish the venues' REST klines as history candles and "
                                              "1-minute bars (resumable)")

@@ -35,9 +35,6 @@ OVERSIZED = "oversized"
 ADAPTER_ERROR = "adapter_error"   # no adapter for the frame's venue, or an adapter raised something else
 REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED, ADAPTER_ERROR)
 
-# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
-
 
 class FrameError(ValueError):
     """A frame that cannot be used. ``reason_class`` is one of :data:`REASON_CLASSES`;
@@ -60,15 +57,18 @@ class RowError:
     raw: str
 
 
-@dataclass(slots=True)
 class Parsed:
     """What one frame yields: its events, its bad rows, and for venues that aggregate fills under
     one id (OKX ``count``) how many sequential trade ids an event covers (event index -> count,
-    only when > 1), so gap detection does not mistake the covered ids for missing trades."""
+    only when > 1), so gap detection does not mistake the covered ids for missing trades.
+    (A plain slotted class: one is made per frame on the hot path.)"""
 
-    events: list[Event] = field(default_factory=list)
-    rejected: list[RowError] = field(default_factory=list)
-    spans: dict[int, int] = field(default_factory=dict)
+    __slots__ = ("events", "rejected", "spans")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.rejected: list[RowError] = []
+        self.spans: dict[int, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class Instrument:
         return venue_size * self.contract_size
 
     def notional_usd(self, venue_size: float, price: float) -> float:
-        """USD value of ``venue_size`` at ``price`` (quotes in :data:`USD_QUOTES` count as 1 USD)."""
+        """USD value of ``venue_size`` at ``price`` (quotes in ``common.events.USD_QUOTES`` count as 1 USD)."""
         if self.kind == "inverse":
             return venue_size * self.contract_size
         return self.base_size(venue_size, price) * price

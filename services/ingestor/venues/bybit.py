@@ -35,6 +35,7 @@ from services.ingestor.venues.common import (
     choice,
     epoch_ms,
     liquidation_symbols,
+    number_repeats,
     obj,
     one_row,
     op_subscribe,
@@ -93,7 +94,9 @@ class Bybit(Adapter):
         if topic.startswith("publicTrade."):
             self.rows(out, msg.get("data"), "data", self._trade, ts_recv, one_row(msg, "data"))
         elif topic.startswith("allLiquidation."):
-            self.rows(out, msg.get("data"), "data", _Liquidations(self), ts_recv, one_row(msg, "data"))
+            start = len(out.events)
+            self.rows(out, msg.get("data"), "data", self._liquidation, ts_recv, one_row(msg, "data"))
+            number_repeats(out.events, start)
         else:
             raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
 
@@ -102,28 +105,13 @@ class Bybit(Adapter):
         out.events.append(self.trade(d.get("s"), TAKER.get(side) or choice(side, TAKER, "S"),  # type: ignore[arg-type]
                                      d.get("p"), d.get("v"), text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv))
 
-
-class _Liquidations:
-    """The rows of one ``allLiquidation`` push. Rows carry no id, and one push can hold identical
-    rows that are distinct liquidations: the n-th repeat (n >= 1) of a row within the push gets the
-    suffix ``:n``. The id depends only on the push's content, so a redelivered push gets the same ids."""
-
-    def __init__(self, adapter: Bybit) -> None:
-        self.adapter = adapter
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, d: Any, ts_recv: int, out: Parsed) -> None:
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
         d = obj(d, "data[]")
         side = choice(d.get("S"), POSITION, "S")
         ts = epoch_ms(d.get("T"), "T")
         symbol, size, price = d.get("s"), d.get("v"), d.get("p")
-        liquidation_id = f"{symbol}:{ts}:{d['S']}:{size}:{price}"
-        event = self.adapter.liquidation(symbol, side, price, size, liquidation_id, ts, ts_recv)  # type: ignore[arg-type]
-        repeat = self.seen.get(liquidation_id, 0)
-        self.seen[liquidation_id] = repeat + 1
-        if repeat:
-            event.id = f"{event.id}:{repeat}"
-        out.events.append(event)
+        out.events.append(self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
+                                           f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv))
 
 
 VENUE = Bybit()

@@ -219,6 +219,19 @@ def one_row(message: dict[str, Any], key: str) -> Callable[[Any], Any]:
     return lambda row: {**message, key: [row]}
 
 
+def number_repeats(events: list[Event], start: int) -> None:
+    """Ids of liquidation rows that carry none are built from their content; identical rows in one
+    push are distinct liquidations, so the n-th repeat (n >= 1) of an id among ``events[start:]``
+    gets the suffix ``:n``. The ids depend only on the frame: a redelivered frame gets the same."""
+    seen: dict[str, int] = {}
+    for event in events[start:]:
+        if isinstance(event, Liquidation):
+            repeat = seen.get(event.id, 0)
+            seen[event.id] = repeat + 1
+            if repeat:
+                event.id = f"{event.id}:{repeat}"
+
+
 def liquidation_symbols(subscription: Subscription, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
     """The symbols whose liquidations to stream on venues that subscribe them per symbol: the
     explicit ones, else (``all_liquidations``) every listed instrument of the venue's table — all
@@ -328,12 +341,21 @@ class Adapter:
              one_row_frame: Callable[[Any], Any]) -> None:
         """``handle`` every entry of the array ``rows`` (``name`` in messages); a row that raises is
         rolled back and recorded in ``out.rejected`` with ``one_row_frame(row)`` as its raw frame."""
-        events = out.events
-        for index, row in enumerate(items(rows, name)):
+        data, events = items(rows, name), out.events
+        start = len(events)
+        try:                          # fast path: every row is good
+            for row in data:
+                handle(row, ts_recv, out)
+            return
+        except _SHAPE_ERRORS:         # FrameError is a ValueError: judge the rows one by one
+            del events[start:]
+            for stale in [at for at in out.spans if at >= start]:
+                del out.spans[stale]
+        for index, row in enumerate(data):
             mark = len(events)
             try:
                 handle(row, ts_recv, out)
-            except _SHAPE_ERRORS as exc:     # FrameError is a ValueError
+            except _SHAPE_ERRORS as exc:
                 del events[mark:]
                 for stale in [at for at in out.spans if at >= mark]:
                     del out.spans[stale]

@@ -7,10 +7,24 @@ here; ``tests/ingestor/venues/test_registry.py`` checks that every module of the
 
 from __future__ import annotations
 
-from services.ingestor.venues import base, binance_usdm, bitmex, bybit, coinbase, deribit, gate, okx
+from services.ingestor.venues import (
+    base,
+    binance_coinm,
+    binance_usdm,
+    bitmex,
+    bybit,
+    coinbase,
+    deribit,
+    gate,
+    htx,
+    hyperliquid,
+    kraken_futures,
+    okx,
+)
 
 VENUES: dict[str, base.Venue] = {venue.id: venue for venue in sorted(
-    (binance_usdm.VENUE, bitmex.VENUE, bybit.VENUE, coinbase.VENUE, deribit.VENUE, gate.VENUE, okx.VENUE),
+    (binance_coinm.VENUE, binance_usdm.VENUE, bitmex.VENUE, bybit.VENUE, coinbase.VENUE, deribit.VENUE, gate.VENUE,
+     htx.VENUE, hyperliquid.VENUE, kraken_futures.VENUE, okx.VENUE),
     key=lambda venue: venue.id)}
 
 

@@ -58,6 +58,15 @@ def test_identical_bybit_liquidation_rows_are_two_liquidations() -> None:
         f"bybit:BTCUSDT:{BASE_TS}:Buy:0.7:99500.1"]
 
 
+def test_identical_rows_next_to_a_bad_row_keep_their_ids() -> None:
+    row = bybit.liquidation(BASE_TS, "BTCUSDT", "Sell", "0.5", "99500.1")
+    frame = bybit.liquidations_frame("BTCUSDT", [row, dict(row), {**row, "s": "NOPEUSDT"}])
+    records = _run("bybit", [frame])
+    assert [liq["id"] for liq in _values(records, topics.LIQUIDATIONS.name)] == [
+        f"bybit:BTCUSDT:{BASE_TS}:Sell:0.5:99500.1", f"bybit:BTCUSDT:{BASE_TS}:Sell:0.5:99500.1:1"]
+    assert len(_values(records, topics.DEADLETTER.name)) == 1
+
+
 def test_okx_liquidations_of_a_known_and_an_unknown_instrument() -> None:
     known = okx.detail("sell", "net", "40", "98000.5", BASE_TS)
     frame = orjson.loads(okx.liquidations_frame("SWAP", "BTC-USDT-SWAP", [known]))

@@ -23,13 +23,13 @@ from typing import IO, Any
 import orjson
 import zstandard
 
+from services.common.clock import HOUR_MS
 from services.common.frames import RawFrame
 from services.common.settings import register, setting
 from services.ingestor.sources import Unreadable, read_recording
 
 log = logging.getLogger("cryptopulse.ingestor.journal")
 
-HOUR_MS = 3_600_000
 KEEP_MS = 48 * HOUR_MS
 FLUSH_EVERY_S = 1.0
 NAME = re.compile(r"^frames-(\d{10})\.jsonl(\.zst)?$")

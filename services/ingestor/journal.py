@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 import zstandard
 
-from services.common.clock import HOUR_MS
+from services.common.clock import HOUR_MS, now_ms
 from services.common.frames import RawFrame
 from services.common.settings import register, setting
 from services.ingestor.sources import Unreadable, read_recording
@@ -55,7 +55,7 @@ class Journal:
     def __init__(self, directory: Path, keep_ms: int = KEEP_MS, clock: Callable[[], int] | None = None) -> None:
         self.directory = directory
         self.keep_ms = keep_ms
-        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.clock = clock or now_ms
         self.directory.mkdir(parents=True, exist_ok=True)
         self._hour: str | None = None
         self._file: IO[bytes] | None = None

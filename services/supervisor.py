@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from services.common.broker import EmbeddedBroker, refuse_secure_embedded
 from services.common.cli_flags import add_kafka_flags, kafka_settings
+from services.common.clock import MINUTE_MS
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
@@ -269,7 +270,7 @@ def resume_from_journal(kafka: KafkaSettings, directory: Path, stack: Stack) -> 
     if first is None:
         stack.say(f"journal: {directory} (empty)")
         return
-    since = asyncio.run(mark_live(kafka, first - first % 60_000))
+    since = asyncio.run(mark_live(kafka, first - first % MINUTE_MS))
     stack.say(f"journal: {directory}, replayed from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
 
 

@@ -198,7 +198,6 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert _cycles(edges) == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(strict=True, reason="processor: app imports agents (attach), agents and reference_io import app (Context)")
 def test_no_import_cycle() -> None:
     assert _cycles(graph()) == []
 

@@ -23,13 +23,13 @@ from typing import IO, Any
 import orjson
 import zstandard
 
+from services.common.clock import HOUR_MS, now_ms
 from services.common.frames import RawFrame
 from services.common.settings import register, setting
 from services.ingestor.sources import Unreadable, read_recording
 
 log = logging.getLogger("cryptopulse.ingestor.journal")
 
-HOUR_MS = 3_600_000
 KEEP_MS = 48 * HOUR_MS
 FLUSH_EVERY_S = 1.0
 NAME = re.compile(r"^frames-(\d{10})\.jsonl(\.zst)?$")
@@ -55,7 +55,7 @@ class Journal:
     def __init__(self, directory: Path, keep_ms: int = KEEP_MS, clock: Callable[[], int] | None = None) -> None:
         self.directory = directory
         self.keep_ms = keep_ms
-        self.clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self.clock = clock or now_ms
         self.directory.mkdir(parents=True, exist_ok=True)
         self._hour: str | None = None
         self._file: IO[bytes] | None = None

@@ -22,7 +22,7 @@ from services.processor import metrics
 from services.processor.reference import BUNDLED_ASSETS, AssetInfo, read_file
 
 if TYPE_CHECKING:
-    from services.processor.app import Context
+    from services.processor.context import Context
 
 log = logging.getLogger("cryptopulse.processor.reference")
 

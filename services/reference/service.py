@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import topics
+from services.common.clock import now_ms
 from services.common.compacted import publish, read_table
 from services.common.errors import StartupError
 from services.common.http import HttpError, RetryPolicy
@@ -69,7 +70,7 @@ def status_record(source: str, as_of: str, universe: dict[str, dict[str, Any]], 
     coverage = 100.0 * fetched_cap / global_cap if global_cap and fetched_cap else None
     return {"kind": STATUS_KEY, "source": source, "as_of": as_of, "assets": len(universe),
             "sectors": dict(sorted(counts.items())), "changed": changed, "global_market_cap_usd": global_cap,
-            "coverage_pct": coverage, "last_error": last_error, "ts": int(time.time() * 1000)}
+            "coverage_pct": coverage, "last_error": last_error, "ts": now_ms()}
 
 
 async def load_file(kafka: KafkaSettings, path: Path = BUNDLED_ASSETS) -> int:

@@ -35,7 +35,7 @@ from services.gateway.limits import LogThrottle, connection_caps
 from services.gateway.protocol import Close, Err, ProtocolError
 from services.gateway.session import Changes, Closing, Limits, Session, slow_consumer
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import Registry
+from services.gateway.state import Epochs, Registry
 
 log = logging.getLogger("cryptopulse.gateway")
 
@@ -103,6 +103,7 @@ class Gateway:
         self.settings = settings
         self.kafka = kafka
         self.registry = Registry(settings.gateway_history_size)
+        self.epochs = Epochs()
         self.clients: set[Client] = set()
         self.exact: dict[str, set[Client]] = {}
         self.patterns: dict[str, set[Client]] = {}
@@ -158,7 +159,12 @@ class Gateway:
         for tp, records in batches.items():
             family = protocol.FAMILY_BY_TOPIC[tp.topic]
             for record in records:
-                reason = self.on_record(family, record.key, record.value, record.offset, record.timestamp)
+                epoch, replaced = self.epochs.observe(tp.topic, tp.partition, record.offset, record.timestamp)
+                if replaced is not None:
+                    log.warning("%s[%d] was reset (offsets went back to %d): stream epoch %s replaces %s; "
+                                "%d channels forgotten", tp.topic, tp.partition, record.offset, epoch, replaced,
+                                self.registry.forget(family, replaced))
+                reason = self.on_record(family, record.key, record.value, record.offset, record.timestamp, epoch)
                 if reason is not None:
                     await self.dead_letter(family, tp, record.offset, record.value, reason)
             if records:
@@ -167,6 +173,20 @@ class Gateway:
             if highwater is not None:
                 lag = highwater - await consumer.position(tp)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        await self._rewind_reset_partitions(consumer)
+
+    @staticmethod
+    async def _rewind_reset_partitions(consumer: AIOKafkaConsumer) -> None:
+        """A partition whose log now ends before our position was reset (an embedded broker restarted
+        empty, a topic recreated): read it again from its start, where :class:`Epochs` sees the offsets
+        go back. Kafka answers such a fetch with OFFSET_OUT_OF_RANGE (and aiokafka rewinds); Tansu
+        answers with nothing, so the high watermark is what tells."""
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater < await consumer.position(tp):
+                log.warning("%s[%d] ends at %d, before our position: reset; reading it from its start",
+                            tp.topic, tp.partition, highwater)
+                await consumer.seek_to_beginning(tp)
 
     async def dead_letter(self, family: str, tp: TopicPartition, offset: int, value: bytes | None,
                           reason: str) -> None:
@@ -180,7 +200,7 @@ class Gateway:
                                           key=codec.encode_key(f"gateway:{tp.topic}"))
 
     def on_record(self, family: str, key: bytes | None, value: bytes | None, offset: int,
-                  ts_kafka: int) -> str | None:
+                  ts_kafka: int, epoch: str = "") -> str | None:
         """Store one derived record and fan it out (encoded once); returns why it is unusable, if it is."""
         if not key or value is None:
             return "record without key or value"
@@ -194,7 +214,7 @@ class Gateway:
             return "key is not UTF-8"
         now = protocol.now_ms()
         metrics.SNAPSHOT_AGE.labels(family).set(max(0.0, (now - ts_kafka) / 1000))
-        channel, entry = self.registry.append(family, name, offset, value, now)
+        channel, entry = self.registry.append(family, name, offset, value, now, epoch)
         if entry is None or not self.ready.is_set():
             return None
         started = time.perf_counter()

@@ -12,13 +12,13 @@ import asyncio
 import json
 import sys
 import time
+from contextlib import aclosing
 from typing import Any
 
 import orjson
-from websockets.exceptions import ConnectionClosed
 
+from services.client import ClientClosed, GatewayClient, GatewayRefused, Record
 from services.common import topics
-from services.gateway.client import GatewayClient, GatewayRefused
 from services.scenario.figures import (
     CANDLES,
     INDICATORS,
@@ -49,29 +49,26 @@ async def _channel_group(url: str, channels: tuple[str, ...], history: int, time
                          token: str | None) -> Records:
     """Records per channel (oldest first) until every named channel answered and ``quiet`` seconds
     passed without a message, or ``timeout``."""
-    client = GatewayClient(url, list(channels), token=token, history=history)
+    client = GatewayClient(url, list(channels), token=token, history=history, reconnect=False)
     records: Records = {}
     wanted = {c for c in channels if not c.endswith("*") and not c.startswith("alerts:")}
     deadline = time.monotonic() + timeout
-    stream = client.messages(reconnect=False)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                message = await asyncio.wait_for(anext(stream), min(quiet, deadline - time.monotonic()))
-            except TimeoutError:
-                if wanted <= records.keys():
-                    break
-                continue
-            channel, data = message.get("channel"), message.get("data")
-            if message.get("type") in ("snapshot", "update", "history") and isinstance(channel, str) \
-                    and isinstance(data, dict):
-                records.setdefault(channel, []).append(data)
-    except (OSError, ConnectionClosed, StopAsyncIteration):
-        pass
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
+    async with aclosing(client.messages()) as stream:
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    message = await asyncio.wait_for(anext(stream), min(quiet, deadline - time.monotonic()))
+                except TimeoutError:
+                    if wanted <= records.keys():
+                        break
+                    continue
+                if isinstance(message, Record):
+                    records.setdefault(message.channel, []).append(message.data)
+        except StopAsyncIteration:
+            pass
+        except ClientClosed as exc:
+            if isinstance(exc, GatewayRefused):
+                raise
     return records
 
 

@@ -146,7 +146,6 @@ def test_processor_and_gateway_do_not_import_each_other() -> None:
     assert bad == []
 
 
-@pytest.mark.xfail(strict=True, reason="scenario -> gateway (report uses gateway.client), scenario -> processor (assets file)")
 def test_services_share_only_common() -> None:
     assert violations({service: set(LIBRARIES) for service in SERVICES}) == []
 

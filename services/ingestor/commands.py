@@ -64,6 +64,16 @@ def select_venues(settings: IngestorSettings) -> list[Any]:
     return chosen
 
 
+def seeded_venues(settings: IngestorSettings) -> tuple[str, ...]:
+    """Venues whose per-venue series are exported from start-up. Live: only the venues ingested (a
+    venue not in use must not look stalled or down); a finite source (scenario, replay) may carry any."""
+    from services.ingestor.venues.registry import venues
+
+    if settings.ingest_source == "live":
+        return tuple(settings.ingest_venues or venues())
+    return tuple(venues())
+
+
 def _timing(settings: IngestorSettings) -> Any:
     from services.ingestor.runtime import Timing
 
@@ -123,7 +133,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
         from services.ingestor import metrics
         from services.ingestor.venues.base import REASON_CLASSES
 
-        metrics.init_series(tuple(venues()), REASON_CLASSES,
+        metrics.init_series(seeded_venues(settings), REASON_CLASSES,
                             tuple(t.name for t in (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS,
                                                    topics.TRADE_GAPS, topics.DEADLETTER, topics.CANDLE_HISTORY)))
         serve_metrics(metrics_port, service="ingestor")
@@ -138,6 +148,10 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
         summary = await ingestor.run(frames, stop, reference)
         log.info("source %s: %s", "stopped" if stop.is_set() else "ended", summary.line())
         if settings.hold and not stop.is_set():
+            if metrics_port is not None:
+                from services.ingestor import metrics
+
+                metrics.SOURCE_FINISHED.set(1)
             log.info("holding (serving metrics) until stopped; CRYPTOPULSE_HOLD=false exits instead")
             await stop.wait()
     finally:

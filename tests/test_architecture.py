@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "services"
 COMMON = "services.common"
@@ -146,7 +144,6 @@ def test_processor_and_gateway_do_not_import_each_other() -> None:
     assert bad == []
 
 
-@pytest.mark.xfail(strict=True, reason="scenario -> gateway (report uses gateway.client), scenario -> processor (assets file)")
 def test_services_share_only_common() -> None:
     assert violations({service: set(LIBRARIES) for service in SERVICES}) == []
 

@@ -17,6 +17,7 @@ from services.common.settings import describe, registered
 SETTINGS_MODULES = (
     "services.gateway.settings",
     "services.ingestor.backfill.settings",
+    "services.ingestor.journal",
     "services.ingestor.settings",
     "services.processor.settings",
     "services.reference.settings",
@@ -34,11 +35,16 @@ COMMAND_MODULES = (
     "services.ingestor.cli",
     "services.processor.cli",
     "services.gateway.cli",
-    "services.scenario.cli",
+    "services.report",
     "services.reference.cli",
     "services.ingestor.backfill.cli",
     "services.supervisor",
 )
+
+SOURCES = {
+    "scenario": ("services.scenario.source", "open_scenario"),
+}
+"""``--source NAME`` of the ingestor: (module, opener); the module is imported when the source opens."""
 
 
 def _load(modules: tuple[str, ...]) -> None:
@@ -61,3 +67,18 @@ def all_metrics() -> list[MetricDoc]:
     """Every metric declared by the services, with its type, labels and help."""
     _load(METRIC_MODULES)
     return declared_metrics()
+
+
+def _opener(module: str, name: str) -> Any:
+    def opener(settings: Any, **arguments: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(settings, **arguments)
+
+    return opener
+
+
+def plug_sources() -> None:
+    """Hand the ingestor every source of :data:`SOURCES` (it knows none by name)."""
+    from services.ingestor.sources import plug
+
+    for source, (module, name) in SOURCES.items():
+        plug(source, _opener(module, name))

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from services.catalog import COMMAND_MODULES, settings_classes
+from services.catalog import COMMAND_MODULES, plug_sources, settings_classes
 from services.common.cli_flags import add_kafka_flags, kafka_flags, kafka_settings
 from services.common.errors import StartupError
 from services.common.settings import FILE_SUFFIX, SettingsError, env_name, load
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub)
+    plug_sources()
     return parser
 
 

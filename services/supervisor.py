@@ -19,10 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from services.common.broker import EmbeddedBroker, refuse_secure_embedded
 from services.common.cli_flags import add_kafka_flags, kafka_settings
+from services.common.clock import MINUTE_MS
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
@@ -41,6 +43,9 @@ class SupervisorSettings:
     """Settings of ``cryptopulse up`` itself."""
 
     stop_timeout: float = setting(8.0, "Seconds each child gets after SIGTERM before it is killed.")
+    data_dir: str = setting("~/.local/share/cryptopulse", "Data directory of `up` (the live journal lives in DATA_DIR/journal).")
+    journal: str = setting(
+        "auto", "Live raw-frame journal: auto = on with the embedded broker, off with external Kafka (Kafka is the log); on; off.")
 
 
 @dataclass
@@ -244,6 +249,31 @@ class ReferenceRefresher:
             self._thread.join(timeout=5)
 
 
+def journal_dir(kafka: KafkaSettings, supervisor: SupervisorSettings) -> Path | None:
+    """Where the live journal is kept, None when it is off (``auto``: on for the embedded broker)."""
+    mode = supervisor.journal.strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise StartupError(f"CRYPTOPULSE_JOURNAL={supervisor.journal!r}: use auto, on or off")
+    if mode == "off" or (mode == "auto" and not kafka.embedded):
+        return None
+    return Path(supervisor.data_dir).expanduser() / "journal"
+
+
+def resume_from_journal(kafka: KafkaSettings, directory: Path, stack: Stack) -> None:
+    """Hand the journal to the ingestor and, when it holds frames, make them the start of live
+    coverage: the backfill then stops before the journal's first minute (no minute counted twice)."""
+    from services.ingestor.backfill.run import mark_live
+    from services.ingestor.journal import Journal
+
+    stack.env[env_name("journal_dir")] = str(directory)
+    first = Journal(directory).first_ts()
+    if first is None:
+        stack.say(f"journal: {directory} (empty)")
+        return
+    since = asyncio.run(mark_live(kafka, first - first % MINUTE_MS))
+    stack.say(f"journal: {directory}, replayed from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
+
+
 def warm_start(kafka: KafkaSettings, settings: BackfillSettings, stack: Stack) -> None:
     """Live mode: backfill what the checkpoints say is missing, then record the minute live trades
     take over from (later backfills never publish a minute from it on: no double counting)."""
@@ -307,6 +337,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         if refresher is not None:
             refresher.refresh_now()
             refresher.start()
+            journal = journal_dir(kafka, supervisor)
+            if journal is not None:
+                resume_from_journal(kafka, journal, stack)
             warm_start(kafka, load(BackfillSettings), stack)
         stack.start_children(bootstrap)
         for line in describe_stack(ingestor, processor, gateway):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
@@ -57,3 +59,29 @@ async def publish(kafka: KafkaSettings, records: list[tuple[Topic, str, dict[str
     finally:
         await producer.stop()
     return len(records)
+
+
+async def send_batched(producer: AIOKafkaProducer, topic: Topic, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send keyed JSON values in record batches, one per partition at a time (the partition the
+    default partitioner gives each key, so consumers see what ``send`` would have produced), and
+    wait for every batch to be acknowledged. Several times faster than a ``send`` per record."""
+    partitions = sorted(await producer.partitions_for(topic.name))
+    pending: dict[int, Any] = {}
+    where: dict[str, int] = {}
+    futures = []
+    for key, value in items:
+        raw_key = key.encode()
+        partition = where.get(key)
+        if partition is None:
+            partition = where[key] = DefaultPartitioner()(raw_key, partitions, partitions)
+        batch = pending.get(partition)
+        if batch is None:
+            batch = pending[partition] = producer.create_batch()
+        if batch.append(key=raw_key, value=orjson.dumps(value), timestamp=None) is None:
+            futures.append(await producer.send_batch(batch, topic.name, partition=partition))
+            batch = pending[partition] = producer.create_batch()
+            batch.append(key=raw_key, value=orjson.dumps(value), timestamp=None)
+    for partition, batch in pending.items():
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic.name, partition=partition))
+    await asyncio.gather(*futures)

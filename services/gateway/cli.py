@@ -42,14 +42,15 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from services.gateway.client import GatewayRefused, watch
+    from services.client import ClientClosed
+    from services.gateway.client import watch
 
     try:
         url = args.url or load(GatewaySettings).local_ws_url
         return asyncio.run(watch(url, args.channels, raw=args.json, token=args.token))
     except KeyboardInterrupt:
         return 0
-    except GatewayRefused as exc:
+    except ClientClosed as exc:
         print(f"cryptopulse watch: {exc}", file=sys.stderr)
         return 1
 

@@ -35,7 +35,7 @@ from services.gateway.limits import LogThrottle, connection_caps
 from services.gateway.protocol import Close, Err, ProtocolError
 from services.gateway.session import Changes, Closing, Limits, Session, slow_consumer
 from services.gateway.settings import GatewaySettings
-from services.gateway.state import Registry
+from services.gateway.state import Epochs, Registry
 
 log = logging.getLogger("cryptopulse.gateway")
 
@@ -74,11 +74,12 @@ def connection_class(socket_cap: int) -> type[GatewayConnection]:
 class Client:
     """One websocket connection: its socket, its session (the rules), its sender task."""
 
-    __slots__ = ("ws", "session", "sender", "closing", "close_task", "expiry", "expiry_at")
+    __slots__ = ("ws", "session", "queue", "sender", "closing", "close_task", "expiry", "expiry_at")
 
     def __init__(self, ws: ServerConnection, session: Session) -> None:
         self.ws = ws
         self.session = session
+        self.queue = session.queue  # read on every delivery (write_now): one attribute hop less
         self.sender: asyncio.Task[None] | None = None
         self.closing = False
         self.close_task: asyncio.Task[None] | None = None
@@ -89,7 +90,7 @@ class Client:
         """Write a complete frame straight to the socket when nothing is queued before it and the
         socket is not backed up; False means the caller must queue the message instead."""
         ws = self.ws
-        if (self.closing or len(self.session.queue) or ws.protocol.state is not State.OPEN
+        if (self.closing or len(self.queue) or ws.protocol.state is not State.OPEN
                 or ws.send_in_progress is not None or ws.transport.is_closing()
                 or ws.transport.get_write_buffer_size() > DIRECT_WRITE_LIMIT):
             return False
@@ -102,6 +103,7 @@ class Gateway:
         self.settings = settings
         self.kafka = kafka
         self.registry = Registry(settings.gateway_history_size)
+        self.epochs = Epochs()
         self.clients: set[Client] = set()
         self.exact: dict[str, set[Client]] = {}
         self.patterns: dict[str, set[Client]] = {}
@@ -157,7 +159,12 @@ class Gateway:
         for tp, records in batches.items():
             family = protocol.FAMILY_BY_TOPIC[tp.topic]
             for record in records:
-                reason = self.on_record(family, record.key, record.value, record.offset, record.timestamp)
+                epoch, replaced = self.epochs.observe(tp.topic, tp.partition, record.offset, record.timestamp)
+                if replaced is not None:
+                    log.warning("%s[%d] was reset (offsets went back to %d): stream epoch %s replaces %s; "
+                                "%d channels forgotten", tp.topic, tp.partition, record.offset, epoch, replaced,
+                                self.registry.forget(family, replaced))
+                reason = self.on_record(family, record.key, record.value, record.offset, record.timestamp, epoch)
                 if reason is not None:
                     await self.dead_letter(family, tp, record.offset, record.value, reason)
             if records:
@@ -166,6 +173,20 @@ class Gateway:
             if highwater is not None:
                 lag = highwater - await consumer.position(tp)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        await self._rewind_reset_partitions(consumer)
+
+    @staticmethod
+    async def _rewind_reset_partitions(consumer: AIOKafkaConsumer) -> None:
+        """A partition whose log now ends before our position was reset (an embedded broker restarted
+        empty, a topic recreated): read it again from its start, where :class:`Epochs` sees the offsets
+        go back. Kafka answers such a fetch with OFFSET_OUT_OF_RANGE (and aiokafka rewinds); Tansu
+        answers with nothing, so the high watermark is what tells."""
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and highwater < await consumer.position(tp):
+                log.warning("%s[%d] ends at %d, before our position: reset; reading it from its start",
+                            tp.topic, tp.partition, highwater)
+                await consumer.seek_to_beginning(tp)
 
     async def dead_letter(self, family: str, tp: TopicPartition, offset: int, value: bytes | None,
                           reason: str) -> None:
@@ -179,7 +200,7 @@ class Gateway:
                                           key=codec.encode_key(f"gateway:{tp.topic}"))
 
     def on_record(self, family: str, key: bytes | None, value: bytes | None, offset: int,
-                  ts_kafka: int) -> str | None:
+                  ts_kafka: int, epoch: str = "") -> str | None:
         """Store one derived record and fan it out (encoded once); returns why it is unusable, if it is."""
         if not key or value is None:
             return "record without key or value"
@@ -193,7 +214,7 @@ class Gateway:
             return "key is not UTF-8"
         now = protocol.now_ms()
         metrics.SNAPSHOT_AGE.labels(family).set(max(0.0, (now - ts_kafka) / 1000))
-        channel, entry = self.registry.append(family, name, offset, value, now)
+        channel, entry = self.registry.append(family, name, offset, value, now, epoch)
         if entry is None or not self.ready.is_set():
             return None
         started = time.perf_counter()

@@ -155,11 +155,13 @@ class Session:
         return Changes(added=new)
 
     def _plan(self, channel: Channel, request: Request) -> _Answer:
-        """History (if asked), then a replay from ``since`` or a snapshot (recovered:false if resuming failed)."""
+        """History (if asked), then a replay from ``since`` or a snapshot (recovered:false if resuming failed:
+        history no longer reaching back, or ``since`` of another epoch)."""
         history = channel.past_entries(request.history)
         size = sum(history_message_size(e) for e in history)
         since = request.since.get(channel.name)
-        if since is not None:
+        epoch = request.epochs.get(channel.name, channel.epoch)
+        if since is not None and epoch == channel.epoch:
             replay = channel.replay_after(since)
             if replay is not None:
                 if protocol.conflates(channel.family):

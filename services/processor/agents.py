@@ -27,7 +27,7 @@ from services.common.events import InvalidEvent, Liquidation
 from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
-from services.processor.app import Context, internal_topic_name
+from services.processor.context import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
 from services.processor.signals import SignalEngine
 from services.processor.timeutil import LIQUIDATION_WINDOWS

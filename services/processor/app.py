@@ -1,4 +1,4 @@
-"""The Faust app of the processor: configuration, shared context, and the worker runner.
+"""The Faust app of the processor: configuration, the worker context (``context.py``) and the runner.
 
 The agents (``agents.py``) are thin shells: they take batches of raw messages and hand them to the
 pure stages (``stage_*.py``); Faust provides the consumer group, the changelog-backed tables that
@@ -14,15 +14,16 @@ import shutil
 import signal
 import tempfile
 import threading
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import faust
 
 from services.common import topics
 from services.common.kafka import faust_broker_settings
 from services.common.settings import KafkaSettings
-from services.processor.reference import Universe, bundled_universe
+from services.processor.agents import attach
+from services.processor.context import Context
+from services.processor.reference import bundled_universe
 from services.processor.settings import ProcessorSettings
 from services.processor.signals import SignalEngine
 from services.processor.stage_assets import AssetStage
@@ -30,27 +31,6 @@ from services.processor.stage_liquidations import LiquidationStage
 from services.processor.stage_sectors import SectorStage
 
 log = logging.getLogger("cryptopulse.processor")
-
-
-@dataclass
-class Context:
-    """Everything one worker holds in memory next to its Faust tables."""
-
-    settings: ProcessorSettings
-    kafka: KafkaSettings
-    universe: Universe
-    assets: AssetStage
-    liquidations: LiquidationStage
-    sectors: SectorStage
-    signals: SignalEngine
-    reference_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    history_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def internal_topic_name(settings: ProcessorSettings, what: str) -> str:
-    """Names of the processor's own internal topics (prefixed by the app id, like Faust's changelogs)."""
-    return f"{settings.processor_app_id}-{what}"
 
 
 def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -> tuple[faust.App, Context]:
@@ -79,8 +59,6 @@ def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -
                   liquidations=LiquidationStage(settings.processor_emit_interval),
                   sectors=sectors,
                   signals=SignalEngine(settings))
-    from services.processor.agents import attach
-
     attach(app, ctx)
     return app, ctx
 

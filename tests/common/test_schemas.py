@@ -74,7 +74,8 @@ def test_websocket_data_is_typed_by_family() -> None:
     for kind in ("snapshot", "update", "history"):
         validator = message_validator(kind)
         for family, data in records.items():
-            message = {"type": kind, "channel": f"{family}:x", "seq": 3, "prev": None, "ts": 5, "data": data}
+            message = {"type": kind, "channel": f"{family}:x", "seq": 3, "prev": None, "epoch": "0-0-1", "ts": 5,
+                       "data": data}
             assert validator.is_valid(message), list(validator.iter_errors(message))
             other = "sector" if family == "asset" else "asset"
             assert not validator.is_valid({**message, "channel": f"{other}:x"}), (kind, family)

@@ -42,6 +42,7 @@ def test_session_messages_conform(broker) -> None:  # type: ignore[no-untyped-de
         {"op": "subscribe", "id": 1, "channels": ["sector:*", "alerts:rsi_cross"], "history": 2},
         {"op": "ping", "id": "x"},
         {"op": "subscribe", "id": 2, "channels": ["sector:ai"], "since": {"sector:ai": 0}},
+        {"op": "subscribe", "id": 5, "channels": ["sector:ai"], "since": {"sector:ai": {"seq": 1, "epoch": "0-0-1"}}},
         {"op": "unsubscribe", "id": 3, "channels": ["alerts:rsi_cross"]},
     ]
 

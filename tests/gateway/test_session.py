@@ -89,7 +89,7 @@ def test_resubscribing_counts_against_the_budget() -> None:
     once = session.queue.nbytes
     assert 0 < once < LIMITS.max_queued_bytes // 2
     session.receive(frame, registry, 0.0)  # the same subscription again: its answer is queued again
-    assert session.queue.nbytes >= 2 * once - 200
+    assert session.queue.nbytes >= 2 * once - 300  # less the snapshot, which conflates in place
     with pytest.raises(Closing) as closing:
         for _ in range(10):
             session.receive(frame, registry, 0.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common import topics
 from services.common.events import Trade, TradeBar
@@ -22,6 +23,7 @@ from services.ingestor.instruments import (
     refresh_from_rest,
     split_thousands,
 )
+from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.sources import (
     RecordingWriter,
@@ -191,6 +193,37 @@ def test_pipeline_outcomes_dedupe_and_record_keys() -> None:
     assert sum(v["count"] for _, v in by_topic[topics.TRADE_BARS.name]) == 3  # type: ignore[misc]
     reasons = [v["reason"] for _, v in by_topic[topics.DEADLETTER.name]]
     assert reasons[0].startswith("invalid_json") and reasons[1].startswith("oversized")  # type: ignore[union-attr]
+
+
+def test_pipeline_tallies_what_happened_and_the_observer_turns_it_into_metrics() -> None:
+    """The pipeline only counts (no metric, no clock); the shell's observer updates Prometheus."""
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    pipeline = Pipeline({VENUE.id: VENUE}, max_frame_bytes=2000)
+    for frame in (agg_trade(agg_id=1), agg_trade(agg_id=1), agg_trade(agg_id=4), force_order(), "garbage"):
+        pipeline.process(RawFrame(VENUE.id, frame, 1_737_975_601_000))
+    before = {name: sample(name, venue=VENUE.id) for name in (
+        "cryptopulse_ingestor_duplicates_total", "cryptopulse_ingestor_trade_gaps_total",
+        "cryptopulse_ingestor_missing_trades_total", "cryptopulse_ingestor_event_lag_seconds_count")}
+    ok = sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok")
+    bad = sample("cryptopulse_ingestor_deadletters_total", venue=VENUE.id, reason="invalid_json")
+    tally = pipeline.take_tally()
+    counts = tally.venues[VENUE.id]
+    assert counts.frames == {"ok": 4, "ignored": 0, "deadletter": 1}
+    assert (counts.trades, counts.liquidations, counts.duplicates, counts.gaps, counts.missing) == (2, 1, 1, 1, 2)
+    assert len(counts.lags) == 3 and tally.events == 4 and tally.deadletters == {(VENUE.id, "invalid_json"): 1}
+    assert pipeline.take_tally().venues == {}   # taken once
+    assert sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok") == ok   # nothing yet
+
+    TallyObserver(wall=lambda: 1234.0).apply(tally)
+    assert sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok") == ok + 4
+    assert sample("cryptopulse_ingestor_deadletters_total", venue=VENUE.id, reason="invalid_json") == bad + 1
+    after = {name: sample(name, venue=VENUE.id) for name in before}
+    assert {name: after[name] - before[name] for name in before} == {
+        "cryptopulse_ingestor_duplicates_total": 1, "cryptopulse_ingestor_trade_gaps_total": 1,
+        "cryptopulse_ingestor_missing_trades_total": 2, "cryptopulse_ingestor_event_lag_seconds_count": 3}
+    assert sample("cryptopulse_ingestor_last_event_timestamp_seconds", venue=VENUE.id) == 1234.0
 
 
 def test_pipeline_keeps_the_raw_frame_on_request_and_rejects_unknown_venues() -> None:

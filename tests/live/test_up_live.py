@@ -6,6 +6,10 @@ the refreshed supplies."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -64,14 +68,22 @@ def klines() -> Iterator[FakeKlines]:
     server.stop()
 
 
-def test_up_live_is_warm_from_the_first_minute(tmp_path: Path, provider: FakeCoinGecko, klines: FakeKlines) -> None:
+def liquidations_total(url: str, expected: float, timeout: float) -> float:
+    got = asyncio.run(collect(url, ["liquidations:24h:all"], timeout=timeout,
+                              until=lambda got: got.get("liquidations:24h:all", {}).get("total_usd") == expected))
+    return float(got["liquidations:24h:all"]["total_usd"])
+
+
+def test_up_live_is_warm_from_the_first_minute_and_restarts_without_amnesia(
+        tmp_path: Path, provider: FakeCoinGecko, klines: FakeKlines) -> None:
     with LiveVenue() as venue:
         env = stack_env(
             CRYPTOPULSE_INGEST_VENUES="binance-usdm", CRYPTOPULSE_VENUE_URL_OVERRIDE=venue.fake.url,
             CRYPTOPULSE_ASSETS_PROVIDER_URL=provider.root, CRYPTOPULSE_ASSETS_REQUESTS_PER_MINUTE="6000",
             CRYPTOPULSE_BACKFILL_VENUES="binance-usdm", CRYPTOPULSE_BACKFILL_BINANCE_URL=klines.url,
             CRYPTOPULSE_BACKFILL_MINUTES="120", CRYPTOPULSE_BACKFILL_HOURS="48", CRYPTOPULSE_BACKFILL_DAYS="210",
-            CRYPTOPULSE_BACKFILL_BINANCE_WEIGHT_PER_MINUTE="1000000", CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL="0.2")
+            CRYPTOPULSE_BACKFILL_BINANCE_WEIGHT_PER_MINUTE="1000000", CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL="0.2",
+            CRYPTOPULSE_DATA_DIR=str(tmp_path / "data"))
         started = time.monotonic()
         stack = Up(env, tmp_path / "up.log", "--source", "live")
         try:
@@ -98,6 +110,27 @@ def test_up_live_is_warm_from_the_first_minute(tmp_path: Path, provider: FakeCoi
             bundled = next(r for r in read_snapshot().records if r["asset"] == "BTC")["circulating_supply"]
             assert btc["circulating_supply"] == pytest.approx(bundled * GROWTH)
             assert btc["market_cap_usd"] == pytest.approx(btc["price"] * bundled * GROWTH)
-            assert latest["asset:BTC"]["change_24h_pct"] is None or isinstance(latest["asset:BTC"]["change_24h_pct"], float)
+            report = subprocess.run([sys.executable, "-m", "services.cli", "report", "--json", "--url", stack.ws_url,
+                                     "--timeout", "15"], capture_output=True, text=True, timeout=60)
+            reference = json.loads(report.stdout)["reference"]
+            assert reference["source"] == "coingecko" and reference["as_of"].endswith("Z"), report.stdout[:500]
+            assert reference["coverage_pct"] > 0 and reference["last_error"] is None
+
+            for side in ("SELL", "BUY", "SELL"):                        # 3 x 0.5 BTC at 100100
+                venue.run(venue.fake.liquidation("BTCUSDT", side))
+            assert liquidations_total(stack.ws_url, 3 * 50_050.0, timeout=30) == 3 * 50_050.0
+            assert "journal: " in stack.output()
+            stack.process.send_signal(signal.SIGINT)
+            stack.process.wait(timeout=30)
         finally:
             stack.close()
+        restarted = Up(env, tmp_path / "up2.log", "--source", "live")   # a fresh in-memory broker
+        try:
+            restarted.wait_for_output("Ctrl-C stops everything", timeout=60)
+            assert "replayed from" in restarted.output()
+            assert liquidations_total(restarted.ws_url, 3 * 50_050.0, timeout=45) == 3 * 50_050.0
+            warm = asyncio.run(collect(restarted.ws_url, ["indicators:total:1d"], timeout=30,
+                                       until=lambda got: got.get("indicators:total:1d", {}).get("sma200") is not None))
+            assert warm["indicators:total:1d"]["rsi14"] is not None
+        finally:
+            restarted.close()

@@ -24,6 +24,7 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import Liquidation, TradeBar
 from services.gateway.protocol import FAMILY_BY_TOPIC
+from services.ingestor.instruments import load_instruments
 from services.scenario.figures import check_signals, evaluate_live, live_values, utc_date
 from services.scenario.paths import END_MS
 from services.scenario.report import collect
@@ -215,7 +216,7 @@ def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
 
 
 def test_deadletters_are_exactly_the_malformed_frames(stack: Stack, final: Any) -> None:
-    scenario = open_scenario(density=DENSITY, seed=SEED, bad_fraction=BAD, dup_fraction=DUP)
+    scenario = open_scenario(instruments=load_instruments, density=DENSITY, seed=SEED, bad_fraction=BAD, dup_fraction=DUP)
     malformed = sorted(f.frame for f in scenario.malformed())
     letters = sorted(v["raw"] for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER))
     assert len(malformed) > 50

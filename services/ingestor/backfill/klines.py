@@ -25,10 +25,10 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from services.common.http import MalformedResponse
 
-MINUTE_MS = 60_000
-INTERVAL_MS = {"1m": MINUTE_MS, "1h": 60 * MINUTE_MS, "1d": 1440 * MINUTE_MS}
+INTERVAL_MS = {"1m": MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
 
 
 class VenueRefusal(MalformedResponse):
@@ -71,10 +71,26 @@ def _rows(url: str, rows: Any) -> list[list[Any]]:
 
 
 def _kline(url: str, row: list[Any], volume_i: int, quote_i: int) -> Kline:
-    o, h, low, c = (_num(url, row, i) for i in (1, 2, 3, 4))
-    if not (0 < low <= min(o, c) <= max(o, c) <= h):
+    """One row, checked: numbers, finite, low <= open, close <= high, volumes >= 0 (hot: one try)."""
+    try:
+        t, o, h, low, c = int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4])
+        volume, quote = float(row[volume_i]), float(row[quote_i])
+    except (IndexError, TypeError, ValueError):
+        bad = next((i for i in (1, 2, 3, 4, volume_i, quote_i) if not _is_number(row, i)), 0)
+        raise MalformedResponse(url, f"kline row {row!r:.120}: field {bad} is not a number") from None
+    if not math.isfinite(h + volume + quote) or volume < 0 or quote < 0:
+        raise MalformedResponse(url, f"kline row {row!r:.120}: not finite or negative")
+    if not (0 < low <= o <= h and low <= c <= h):
         raise MalformedResponse(url, f"kline row {row!r:.120}: OHLC inconsistent")
-    return Kline(int(_num(url, row, 0)), o, h, low, c, _num(url, row, volume_i), _num(url, row, quote_i))
+    return Kline(t, o, h, low, c, volume, quote)
+
+
+def _is_number(row: list[Any], i: int) -> bool:
+    try:
+        float(row[i])
+    except (IndexError, TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

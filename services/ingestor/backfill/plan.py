@@ -24,12 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.ingestor.backfill.klines import INTERVAL_MS, MINUTE_MS, Kline
+from services.common.assets import TOTAL
+from services.common.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from services.ingestor.backfill.klines import INTERVAL_MS, Kline
 from services.ingestor.venues.base import Instrument
-
-DAY_MS = INTERVAL_MS["1d"]
-HOUR_MS = INTERVAL_MS["1h"]
-TOTAL = "total"
 
 
 @dataclass(frozen=True)

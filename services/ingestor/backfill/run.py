@@ -22,8 +22,10 @@ from typing import IO, Any
 import orjson
 
 from services.common import topics
-from services.common.compacted import publish, read_table
+from services.common.clock import now_ms
+from services.common.compacted import publish, read_table, send_batched
 from services.common.errors import StartupError
+from services.common.events import USD_QUOTES
 from services.common.http import HttpError, RetryPolicy, Throttle, get_json
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
@@ -44,12 +46,7 @@ from services.ingestor.venues.base import Instrument
 
 log = logging.getLogger("cryptopulse.backfill")
 
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
 LIVE_KEY = "live"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Progress:
@@ -111,24 +108,29 @@ class VenueClient:
     def _hold(self, _status: int, seconds: float) -> None:
         self.throttle.pause(seconds)
 
+    def _fetch(self, url: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
+        """GET, decode and parse in the worker thread (parsing thousands of rows is CPU work)."""
+        body = get_json(url, None, self.policy, time.sleep, on_wait=self._hold)
+        return self.api.closed(self.api.parse(url, body), interval, start, end, now)
+
     async def _window(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
+        """One window; a venue code meaning "too many requests" backs off (holding the venue) and retries."""
         url = self.api.url(self.root, symbol, interval, start, end)
         loop = asyncio.get_running_loop()
-        for attempt in range(1, self.policy.attempts + 1):
+        attempt = 1
+        while True:
             async with self.slots:
                 await self.throttle.acquire(self.api.weight(start, end, interval))
                 self.requests += 1
-                body = await loop.run_in_executor(
-                    self.executor, lambda: get_json(url, None, self.policy, time.sleep, on_wait=self._hold))
-            try:
-                return self.api.closed(self.api.parse(url, body), interval, start, end, now)
-            except VenueRefusal as exc:
-                if not exc.retryable or attempt == self.policy.attempts:
-                    raise
-                wait = self.policy.backoff(attempt)
-                log.warning("%s; retrying in %.1f s", exc, wait)
-                self.throttle.pause(wait)
-        raise AssertionError("unreachable")
+                try:
+                    return await loop.run_in_executor(self.executor, self._fetch, url, interval, start, end, now)
+                except VenueRefusal as exc:
+                    if not exc.retryable or attempt >= self.policy.attempts:
+                        raise
+                    wait = self.policy.backoff(attempt)
+                    log.warning("%s; retrying in %.1f s", exc, wait)
+                    self.throttle.pause(wait)
+            attempt += 1
 
     async def klines(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
         out: list[Kline] = []
@@ -146,10 +148,13 @@ class Summary:
     requests: int = 0
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         text = (f"backfill: {self.instruments} instruments, {self.history_candles} history candles, "
                 f"{self.bars} one-minute bars, {self.requests} requests")
+        if self.seconds:
+            text += " (" + ", ".join(f"{phase} {sec:.1f} s" for phase, sec in self.seconds.items()) + ")"
         if self.skipped:
             text += f"; already published: {', '.join(self.skipped)}"
         if self.failed:
@@ -189,10 +194,13 @@ async def _gather(items: list[Instrument], fetch: Callable[[Instrument], Any], p
     return results
 
 
-async def _send(producer: Any, records: list[tuple[topics.Topic, str, dict[str, Any]]]) -> None:
-    for topic, key, value in records:
-        await producer.send(topic.name, key=key.encode(), value=orjson.dumps(value))
-    await producer.flush()
+async def _send(producer: Any, records: list[tuple[topics.Topic, str, dict[str, Any]]],
+                checkpoint: tuple[topics.Topic, str, dict[str, Any]]) -> None:
+    """Publish ``records`` (one topic) in batches, then, once they are acknowledged, the checkpoint."""
+    if records:
+        await send_batched(producer, records[0][0], [(key, value) for _, key, value in records])
+    topic, key, value = checkpoint
+    await (await producer.send(topic.name, key=key.encode(), value=orjson.dumps(value)))
 
 
 def _checkpoint(kind: str, **values: Any) -> tuple[topics.Topic, str, dict[str, Any]]:
@@ -221,9 +229,13 @@ async def backfill(kafka: KafkaSettings, settings: BackfillSettings, now: int | 
     await producer.start()
     try:
         for interval, (start, end) in (("1d", ranges.days), ("1h", ranges.hours)):
+            started = time.monotonic()
             await _history(producer, clients, instruments, assets, interval, start, end, fetch_now,
                            marks, progress, summary)
+            summary.seconds[f"{interval} history"] = time.monotonic() - started
+        started = time.monotonic()
         await _minutes(producer, clients, instruments, ranges, fetch_now, marks, settings, progress, summary)
+        summary.seconds["1m bars"] = time.monotonic() - started
     finally:
         await producer.stop()
         executor.shutdown(wait=False, cancel_futures=True)
@@ -250,8 +262,8 @@ async def _history(producer: Any, clients: dict[str, VenueClient], instruments: 
                             progress, summary, interval)
     prices = {inst.base: price_ohlc(inst, klines) for inst, klines in fetched.items() if klines}
     candles = history_candles(interval, prices, assets)
-    await _send(producer, [*((topics.CANDLE_HISTORY, f"{c['series']}:{interval}", c) for c in candles),
-                           _checkpoint(key, through=end)])
+    await _send(producer, [(topics.CANDLE_HISTORY, f"{c['series']}:{interval}", c) for c in candles],
+                _checkpoint(key, through=end))
     summary.history_candles += len(candles)
 
 
@@ -265,13 +277,24 @@ async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: 
         return
     chunks = windows(resumed, end, max(1, settings.backfill_chunk_minutes) * INTERVAL_MS["1m"])
     progress.start("1m bars", len(chunks) * len(instruments))
-    for a, b in chunks:
-        fetched = await _gather(instruments, _minute_fetcher(clients, a, b, now), progress, summary, "1m")
-        bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
-        bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
-        await _send(producer, [*((topics.TRADE_BARS, x["base"], x) for x in bars),
-                               _checkpoint("backfill:1m", through=b, start=start)])
-        summary.bars += len(bars)
+
+    def fetch(chunk: tuple[int, int]) -> asyncio.Task[dict[Instrument, list[Kline]]]:
+        return asyncio.create_task(_gather(instruments, _minute_fetcher(clients, *chunk, now), progress, summary, "1m"))
+
+    pending = fetch(chunks[0])
+    try:
+        for i, (_a, b) in enumerate(chunks):
+            fetched = await pending
+            if i + 1 < len(chunks):
+                pending = fetch(chunks[i + 1])        # the next chunk downloads while this one is published
+            bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
+            bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
+            await _send(producer, [(topics.TRADE_BARS, x["base"], x) for x in bars],
+                        _checkpoint("backfill:1m", through=b, start=start))
+            summary.bars += len(bars)
+    finally:
+        if not pending.done():
+            pending.cancel()
 
 
 def _minute_fetcher(clients: dict[str, VenueClient], start: int, end: int, now: int) -> Callable[[Instrument], Any]:

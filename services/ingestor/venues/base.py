@@ -35,9 +35,6 @@ OVERSIZED = "oversized"
 ADAPTER_ERROR = "adapter_error"   # no adapter for the frame's venue, or an adapter raised something else
 REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED, ADAPTER_ERROR)
 
-# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
-
 
 class FrameError(ValueError):
     """A frame that cannot be used. ``reason_class`` is one of :data:`REASON_CLASSES`;
@@ -112,7 +109,7 @@ class Instrument:
         return venue_size * self.contract_size
 
     def notional_usd(self, venue_size: float, price: float) -> float:
-        """USD value of ``venue_size`` at ``price`` (quotes in :data:`USD_QUOTES` count as 1 USD)."""
+        """USD value of ``venue_size`` at ``price`` (quotes in ``common.events.USD_QUOTES`` count as 1 USD)."""
         if self.kind == "inverse":
             return venue_size * self.contract_size
         return self.base_size(venue_size, price) * price

@@ -1,4 +1,8 @@
-"""Command-line entry of the scenario tools: ``cryptopulse report``."""
+"""``cryptopulse report``: the scenario's report read from a running gateway.
+
+It joins two services (the scenario's figures, the gateway's address), so it lives above both,
+beside the command line, and neither service imports the other.
+"""
 
 from __future__ import annotations
 

@@ -56,7 +56,9 @@ def add_synthetic(count: int) -> list[dict[str, Any]]:
     and their asset records."""
     symbols = [{"symbol": f"SYN{i:03d}USDT", "status": "TRADING", "contractType": "PERPETUAL",
                 "baseAsset": f"SYN{i:03d}", "quoteAsset": "USDT"} for i in range(count)]
-    instrument_data.refresh_from_rest("binance-usdm", fetch=lambda _url, _timeout: {"symbols": symbols})
+    from services.ingestor.venues.registry import venues
+
+    instrument_data.refresh_from_rest(venues()["binance-usdm"], fetch=lambda _url, _timeout: {"symbols": symbols})
     return [{"asset": f"SYN{i:03d}", "name": f"Synthetic {i}", "circulating_supply": 1e6 + i,
              "sectors": ["ai"] if i % 3 == 0 else [], "stablecoin": False} for i in range(count)]
 

@@ -10,7 +10,6 @@ previous data (or the bundled snapshot) stays in force.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import topics
+from services.common.assets import BUNDLED_ASSETS, read_data
 from services.common.clock import now_ms
 from services.common.compacted import publish, read_table
 from services.common.errors import StartupError
@@ -33,7 +33,6 @@ from services.reference.settings import ReferenceSettings
 
 log = logging.getLogger("cryptopulse.reference")
 
-BUNDLED_ASSETS = Path(__file__).resolve().parents[1] / "common" / "data" / "assets.json"
 STATUS_KEY = "assets"
 PROVIDERS: dict[str, type[CoinGecko]] = {"coingecko": CoinGecko}
 
@@ -52,7 +51,7 @@ class Snapshot:
 def read_snapshot(path: Path = BUNDLED_ASSETS) -> Snapshot:
     """The records of an assets file (the bundled offline snapshot by default), checked."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = read_data(path)
         records = [check_record(r) for r in data["assets"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StartupError(f"assets file {path}: {exc}") from None

@@ -169,3 +169,24 @@ def test_cli_refresh(broker, fake: FakeCoinGecko, tmp_path, monkeypatch) -> None
     assert assets["ETH"]["sectors"] == ["chain"]
     fake.fault("/api/v3/coins/markets", 404, b'{"error": "category not found"}')
     assert main(["assets", "refresh", "--provider-url", fake.root, *args]) == 2
+
+
+def test_periodic_refresh_until_stopped(broker, fake: FakeCoinGecko) -> None:
+    """`up --source live`'s hourly loop, with a 1 s interval: it refreshes again, reports, stops on request."""
+    kafka = kafka_of(broker)
+    settings = load(ReferenceSettings, assets_provider_url=fake.root, assets_top_n=4, assets_refresh_interval=1.0,
+                    assets_requests_per_minute=6000.0)
+    said: list[str] = []
+
+    async def scenario() -> None:
+        await service.load_file(kafka)
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.refresh_forever(kafka, settings, stop, said.append))
+        while len(said) < 2:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert all(line.startswith("reference data refreshed from coingecko") for line in said)
+    assert "4 new" not in said[1] and "0 records published" in said[1]     # the second finds nothing new

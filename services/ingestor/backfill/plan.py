@@ -24,11 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.assets import TOTAL
 from services.common.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from services.ingestor.backfill.klines import INTERVAL_MS, Kline
 from services.ingestor.venues.base import Instrument
-
-TOTAL = "total"
 
 
 @dataclass(frozen=True)

@@ -277,13 +277,24 @@ async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: 
         return
     chunks = windows(resumed, end, max(1, settings.backfill_chunk_minutes) * INTERVAL_MS["1m"])
     progress.start("1m bars", len(chunks) * len(instruments))
-    for a, b in chunks:
-        fetched = await _gather(instruments, _minute_fetcher(clients, a, b, now), progress, summary, "1m")
-        bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
-        bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
-        await _send(producer, [(topics.TRADE_BARS, x["base"], x) for x in bars],
-                    _checkpoint("backfill:1m", through=b, start=start))
-        summary.bars += len(bars)
+
+    def fetch(chunk: tuple[int, int]) -> asyncio.Task[dict[Instrument, list[Kline]]]:
+        return asyncio.create_task(_gather(instruments, _minute_fetcher(clients, *chunk, now), progress, summary, "1m"))
+
+    pending = fetch(chunks[0])
+    try:
+        for i, (_a, b) in enumerate(chunks):
+            fetched = await pending
+            if i + 1 < len(chunks):
+                pending = fetch(chunks[i + 1])        # the next chunk downloads while this one is published
+            bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
+            bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
+            await _send(producer, [(topics.TRADE_BARS, x["base"], x) for x in bars],
+                        _checkpoint("backfill:1m", through=b, start=start))
+            summary.bars += len(bars)
+    finally:
+        if not pending.done():
+            pending.cancel()
 
 
 def _minute_fetcher(clients: dict[str, VenueClient], start: int, end: int, now: int) -> Callable[[Instrument], Any]:

@@ -23,11 +23,13 @@
   /* What the page subscribes to; one request (or more, for long `since` maps) per group. */
   var GROUPS = [
     { channels: ["candles:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
+    // the backfilled daily closes the processor seeded its indicators with: the chart's older history
+    { channels: ["backfill:total:1d"], history: CHART_HISTORY, resumeHistory: 0 },
     { channels: ["indicators:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
     { channels: ["alerts:*"], history: ALERT_HISTORY, resumeHistory: 0 },
     {
       channels: ["sector:*", "liquidations:1h:all", "liquidations:4h:all", "liquidations:12h:all",
-        "liquidations:24h:*"],
+        "liquidations:24h:*", "reference:assets", "reference:ingest"],
       history: 0,
       resumeHistory: 0,
     },
@@ -50,6 +52,8 @@
     this.liquidations = {};   // "window:scope" -> liquidation-totals value
     this.candles = {};        // open_time -> candle value (total cap, 1d)
     this.indicators = {};     // open_time -> indicators value (total cap, 1d)
+    this.backfill = {};       // open_time -> backfilled closed candle (total cap, 1d), before the live ones
+    this.reference = {};      // status kind ("assets", "ingest") -> reference-status value
     this.alerts = {};         // alert id -> alert value
     this.lastEventTs = null;  // newest event time seen in any value
     this.version = 0;         // bumps on every applied change (render trigger)
@@ -134,7 +138,9 @@
     }
     this.applyValue(channel, data);
     this.dirty[channel.slice(0, channel.indexOf(":"))] = true;
-    if (typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
+    var family = channel.slice(0, channel.indexOf(":"));
+    var eventTime = family !== "reference" && family !== "backfill";  // their ts is not market time
+    if (eventTime && typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
       this.lastEventTs = data.ts;
     }
     this.version += 1;
@@ -151,6 +157,7 @@
   Store.prototype.clearChannel = function (channel) {
     var family = channel.split(":", 1)[0];
     if (family === "candles") this.candles = {};
+    else if (family === "backfill") this.backfill = {};
     else if (family === "indicators") this.indicators = {};
     else if (family === "alerts") {
       var kind = channel.slice("alerts:".length);
@@ -180,6 +187,10 @@
       keepNewer(this.candles, data.open_time, data);
     } else if (family === "indicators" && typeof data.open_time === "number") {
       keepNewer(this.indicators, data.open_time, data);
+    } else if (family === "backfill" && typeof data.open_time === "number" && data.closed === true) {
+      keepNewer(this.backfill, data.open_time, data);
+    } else if (family === "reference") {
+      this.reference[data.kind || key] = data;
     } else if (family === "alerts") {
       var id = data.id || channel + "@" + data.ts;
       this.alerts[id] = data;
@@ -195,14 +206,16 @@
     ids.slice(0, ids.length - MAX_ALERTS).forEach(function (id) { delete alerts[id]; });
   };
 
-  /* Chart points, oldest first, one per open_time (candle and indicators merged). */
+  /* Chart points, oldest first, one per open_time: the live candle (else the backfilled one) merged
+   * with its indicators; backfilled days before the first live one have no indicator values. */
   Store.prototype.series = function () {
     var times = {};
+    Object.keys(this.backfill).forEach(function (t) { times[t] = true; });
     Object.keys(this.candles).forEach(function (t) { times[t] = true; });
     Object.keys(this.indicators).forEach(function (t) { times[t] = true; });
     var self = this;
     return Object.keys(times).map(Number).sort(function (a, b) { return a - b; }).map(function (t) {
-      var c = self.candles[t];
+      var c = self.candles[t] || self.backfill[t];
       var i = self.indicators[t];
       var close = c ? c.close : i.close;
       return {

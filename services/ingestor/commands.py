@@ -96,7 +96,7 @@ def _timing(settings: IngestorSettings) -> Any:
 
 
 async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
-    from services.ingestor.instruments import refresh_from_rest
+    from services.ingestor.refresh import refresh_from_rest
     from services.ingestor.runtime import live_frames
 
     if settings.ingest_refresh_instruments and not settings.venue_url_override:

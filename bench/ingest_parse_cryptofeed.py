@@ -40,7 +40,10 @@ UNSUPPORTED = {"coinbase": "n/a: cryptofeed 2.4 speaks Advanced Trade only",
                "hyperliquid": "n/a: no Hyperliquid feed in cryptofeed 2.4"}
 
 
-def offline_feed(class_name: str, symbols: dict[str, str], counter: list[int]) -> Any:
+def offline_feed(class_name: str, symbols: dict[str, str], counter: list[int],
+                 callbacks: dict[str, list[Any]] | None = None) -> Any:
+    """A feed object of ``class_name`` that needs no network; ``callbacks`` (default: counting ones)
+    receive its normalized trades and liquidations."""
     import cryptofeed.exchanges as exchanges
     from cryptofeed.defines import LIQUIDATIONS, TRADES
 
@@ -54,7 +57,7 @@ def offline_feed(class_name: str, symbols: dict[str, str], counter: list[int]) -
     async def count(obj: Any, receipt_timestamp: float) -> None:
         counter[0] += 1
 
-    feed.callbacks = defaultdict(list, {TRADES: [count], LIQUIDATIONS: [count]})
+    feed.callbacks = defaultdict(list, callbacks or {TRADES: [count], LIQUIDATIONS: [count]})
     return feed
 
 

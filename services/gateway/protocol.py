@@ -26,6 +26,8 @@ FAMILIES: dict[str, tuple[topics.Topic, bool]] = {
     "indicators": (topics.INDICATORS, True),
     "alerts": (topics.ALERTS, False),
     "reference": (topics.REFERENCE_STATUS, True),
+    # the backfilled candles the indicators were seeded with (charts show the whole history held)
+    "backfill": (topics.CANDLE_HISTORY, True),
 }
 FAMILY_BY_TOPIC: dict[str, str] = {topic.name: family for family, (topic, _) in FAMILIES.items()}
 

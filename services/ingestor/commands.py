@@ -64,6 +64,16 @@ def select_venues(settings: IngestorSettings) -> list[Any]:
     return chosen
 
 
+def source_status(source: str, description: str) -> Record:
+    """The ``reference:ingest`` status record: which kind of source feeds the stack (scenario, replay,
+    live), for clients such as the dashboard."""
+    from services.common import topics
+
+    kind = "replay" if replay_path(source) is not None else source
+    value = {"kind": "ingest", "source": kind, "description": description, "ts": time.time_ns() // 1_000_000}
+    return topics.REFERENCE_STATUS.name, b"ingest", orjson.dumps(value)
+
+
 def seeded_venues(settings: IngestorSettings) -> tuple[str, ...]:
     """Venues whose per-venue series are exported from start-up. Live: only the venues ingested (a
     venue not in use must not look stalled or down); a finite source (scenario, replay) may carry any."""
@@ -86,7 +96,7 @@ def _timing(settings: IngestorSettings) -> Any:
 
 
 async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
-    from services.ingestor.instruments import refresh_from_rest
+    from services.ingestor.refresh import refresh_from_rest
     from services.ingestor.runtime import live_frames
 
     if settings.ingest_refresh_instruments and not settings.venue_url_override:
@@ -127,6 +137,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     if settings.ingest_source == "live" and journal_dir:
         frames = journaled(frames, Journal(Path(journal_dir)))
         description += f", journal {journal_dir}"
+    reference.append(source_status(settings.ingest_source, description))
     await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics

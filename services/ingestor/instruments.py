@@ -1,30 +1,25 @@
-"""Instrument metadata per venue: the bundled snapshot, and a guarded refresh from public REST.
+"""Instrument metadata per venue: the bundled snapshot, and the tables refreshed from public REST.
 
 ``data/instruments.json`` is ``{"as_of", "source", "venues": {venue_id: [row, ...]}}`` with rows
 ``{"symbol", "instrument", "base", "quote", "market", "kind", "contract_size"}`` plus the optional
 ``price_scale`` (1000-unit contracts) and ``listed`` (false: curated for the scenario universe only).
-:func:`load_instruments` reads it once per venue. In live mode :func:`refresh_from_rest` fetches the
-venue's instrument endpoints and merges what the venue module's parser (a pure function of the
-response body, tested on saved response shapes) returns over the snapshot. Each venue module owns
-its endpoints and parser; this module only holds the snapshot and the guarded refresh.
+:func:`load_instruments` reads it once per venue. In live mode
+:func:`services.ingestor.refresh.refresh_from_rest` fetches the venue's instrument endpoints and
+hands what the venue module's parser returns to :func:`merge_refreshed`. Each venue module owns its
+endpoints and parser; this module (imported by the pure adapters) does no network I/O.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from services.ingestor.venues.base import ContractKind, Instrument
-
-log = logging.getLogger("cryptopulse.ingestor.instruments")
 
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "instruments.json"
 
@@ -113,47 +108,8 @@ def make_instrument(venue: str, symbol: str, venue_base: str, quote: str, market
                       kind=kind, contract_size=contract_size * scale, price_scale=scale)
 
 
-class RestSource(Protocol):
-    """What a venue module offers for the live refresh: its REST instrument endpoints and the pure
-    parser of one response body (every venue adapter has both; see ``venues/base.py``)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def rest_instrument_urls(self) -> tuple[str, ...]: ...
-
-    def parse_rest_instruments(self, body: Any) -> list[Instrument]: ...
-
-
-def _fetch_json(url: str, timeout: float, body: bytes | None = None) -> Any:
-    """GET ``url`` (POST of the JSON ``body`` when given) and decode the JSON answer."""
-    request = urllib.request.Request(url, data=body, headers={"User-Agent": "cryptopulse",
-                                                              "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (fixed https URLs)
-        return orjson.loads(response.read())
-
-
-def refresh_from_rest(venue: RestSource, timeout: float = 10.0, fetch: Callable[..., Any] = _fetch_json) -> int:
-    """Merge the venue's live instrument list over the snapshot; returns how many were parsed.
-
-    ``fetch(url, timeout)`` (``fetch(url, timeout, body)`` for venues whose instrument endpoint is
-    a POST of ``rest_instrument_body``, as Hyperliquid's ``/info``). Guarded: any network or
-    format failure is logged and the snapshot stays in use (returns 0).
-    """
-    venue_id, urls = venue.id, venue.rest_instrument_urls
-    body: bytes | None = getattr(venue, "rest_instrument_body", None)
-    if not urls:
-        return 0
-    try:
-        bodies = [fetch(url, timeout, body) if body is not None else fetch(url, timeout) for url in urls]
-        parsed = [inst for answer in bodies for inst in venue.parse_rest_instruments(answer)]
-    except Exception as exc:  # network errors, HTTP errors, unexpected shapes: keep the snapshot
-        log.warning("instrument refresh for %s failed (%s); using the %s snapshot",
-                    venue_id, exc, snapshot_as_of())
-        return 0
+def merge_refreshed(venue_id: str, parsed: list[Instrument]) -> None:
+    """Use ``parsed`` (a venue's live instrument list) over the venue's snapshot from now on."""
     merged = dict(_load_snapshot(venue_id))
     merged.update((inst.symbol, inst) for inst in parsed)
     _refreshed[venue_id] = merged
-    log.info("instrument refresh for %s: %d instruments from REST", venue_id, len(parsed))
-    return len(parsed)

@@ -20,11 +20,11 @@ from services.ingestor.dedupe import Deduper
 from services.ingestor.gaps import GapDetector
 from services.ingestor.instruments import (
     load_instruments,
-    refresh_from_rest,
     split_thousands,
 )
 from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import Pipeline
+from services.ingestor.refresh import refresh_from_rest
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,

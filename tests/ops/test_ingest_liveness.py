@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from services.common import topics
 from services.common.broker import free_port
 from services.ingestor.venues.registry import venues
 from tests.e2e.stack import SAMPLE
 from tests.gateway.helpers import http_get
+from tests.scenario.test_acceptance import read_topic
 
 
 def scrape_until(port: int, proc: Any, wanted: str, timeout: float = 30) -> str:
@@ -40,6 +42,8 @@ def test_a_finished_replay_that_holds_exports_it(broker, services) -> None:  # t
     body = scrape_until(port, ingestor, "cryptopulse_ingestor_source_finished 1.0")
     assert venue_series(body) == set(venues())
     assert "holding" in ingestor.output()
+    status = dict(read_topic(broker.bootstrap, topics.REFERENCE_STATUS))["ingest"]
+    assert (status["kind"], status["source"]) == ("ingest", "replay") and str(SAMPLE) in status["description"]
 
 
 def test_live_mode_seeds_only_the_venues_in_use(broker, services) -> None:  # type: ignore[no-untyped-def]

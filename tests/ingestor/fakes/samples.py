@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from tests.ingestor import frames as binance_usdm
 from tests.ingestor.fakes import (
@@ -31,13 +32,12 @@ BASE_TS = 1_737_972_000_000
 
 
 def _iso(ts: int) -> str:
-    seconds, ms = divmod(ts - BASE_TS, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    return f"2025-01-27T10:{minutes % 60:02d}:{seconds:02d}.{ms:03d}000Z"
+    moment = datetime.fromtimestamp(ts / 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ts % 1000:03d}000Z"
 
 
-def _bybit(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _bybit(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return bybit.liquidations_frame("BTCUSDT", [bybit.liquidation(ts, "BTCUSDT", rng.choice(("Buy", "Sell")),
                                                                       f"{rng.uniform(0.01, 3):.3f}", "99500.10")])
@@ -47,8 +47,8 @@ def _bybit(rng: random.Random, i: int) -> str:
     return bybit.trades_frame("BTCUSDT", rows, ts + 3)
 
 
-def _okx(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _okx(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         side = rng.choice(("buy", "sell"))
         return okx.liquidations_frame("SWAP", "BTC-USD-SWAP", [okx.detail(side, "net", str(rng.randint(1, 500)),
@@ -59,8 +59,8 @@ def _okx(rng: random.Random, i: int) -> str:
     return okx.trades_frame(inst, rows)
 
 
-def _bitmex(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _bitmex(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return bitmex.table_frame("liquidation", "insert", [bitmex.liquidation(
             f"{i:08d}-815a-f93a-c9a2-ffbbabeddbac", "XBTUSD", rng.choice(("Buy", "Sell")), 99100.5,
@@ -72,8 +72,8 @@ def _bitmex(rng: random.Random, i: int) -> str:
     return bitmex.table_frame("trade", "insert", rows)
 
 
-def _deribit(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _deribit(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     rows = [deribit.trade("BTC-PERPETUAL", str(316_400_000 + 3 * i + n), 200_000 + 3 * i + n, ts,
                           rng.choice(("buy", "sell")), round(rng.uniform(99000, 101000), 1),
                           float(rng.randint(1, 500) * 10), "T" if i % 50 == 7 and n == 0 else None)
@@ -81,8 +81,8 @@ def _deribit(rng: random.Random, i: int) -> str:
     return deribit.trades_frame("BTC-PERPETUAL", rows)
 
 
-def _gate(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _gate(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return gate.update_frame("futures.public_liquidates", [gate.liquidation(
             "BTC_USDT", rng.choice((-1, 1)) * rng.randint(1, 5000), "99100.2", ts)], ts)
@@ -91,14 +91,14 @@ def _gate(rng: random.Random, i: int) -> str:
     return gate.update_frame("futures.trades", rows, ts)
 
 
-def _coinbase(rng: random.Random, i: int) -> str:
+def _coinbase(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
     return coinbase.match_frame(coinbase.match(700_000_000 + i, "BTC-USD", rng.choice(("buy", "sell")),
                                                f"{rng.uniform(0.0001, 2):.8f}", f"{rng.uniform(99000, 101000):.2f}",
-                                               _iso(BASE_TS + i)))
+                                               _iso(t0 + i)))
 
 
-def _binance_usdm(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _binance_usdm(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return binance_usdm.force_order("BTCUSDT", rng.choice(("SELL", "BUY")), "99500.1", "99480.3",
                                         f"{rng.uniform(0.01, 3):.3f}", ts)
@@ -107,8 +107,8 @@ def _binance_usdm(rng: random.Random, i: int) -> str:
                                   f"{rng.uniform(0.001, 2):.3f}", rng.random() < 0.5, ts)
 
 
-def _binance_coinm(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _binance_coinm(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return binance_coinm.force_order("BTCUSD_PERP", rng.choice(("SELL", "BUY")), "99500.1", "99480.3",
                                          str(rng.randint(1, 400)), ts)
@@ -117,16 +117,16 @@ def _binance_coinm(rng: random.Random, i: int) -> str:
                                    str(rng.randint(1, 500)), rng.random() < 0.5, ts)
 
 
-def _kraken_futures(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _kraken_futures(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     kind = "liquidation" if i % 50 == 7 else "fill"
     row = kraken_futures.trade("PF_XBTUSD", f"{i:08x}-420b-4c24-a9f1-462a054d86f1", rng.choice(("buy", "sell")), kind,
                                655_000 + i, ts, round(rng.uniform(0.0001, 2), 4), round(rng.uniform(99000, 101000), 1))
     return kraken_futures.trade_frame(row)
 
 
-def _htx(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _htx(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return htx.liquidations_frame("BTC-USDT", [htx.liquidation("BTC-USDT", rng.choice(("buy", "sell")),
                                                                     rng.randint(1, 5000), 0.001, 99100.2, ts)], ts)
@@ -135,8 +135,8 @@ def _htx(rng: random.Random, i: int) -> str:
     return htx.trades_frame("BTC-USDT", rows, ts)
 
 
-def _hyperliquid(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _hyperliquid(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     coin = "BTC" if i % 4 else "kPEPE"
     price = f"{rng.uniform(99000, 101000):.1f}" if coin == "BTC" else f"{rng.uniform(0.015, 0.02):.6f}"
     rows = [hyperliquid.trade(coin, rng.choice(("B", "A")), price, f"{rng.uniform(0.0001, 2):.5f}", ts,
@@ -144,7 +144,7 @@ def _hyperliquid(rng: random.Random, i: int) -> str:
     return hyperliquid.trades_frame(rows)
 
 
-_BUILDERS: dict[str, Callable[[random.Random, int], str]] = {
+_BUILDERS: dict[str, Callable[[random.Random, int, int], str]] = {
     "bybit": _bybit, "okx": _okx, "bitmex": _bitmex, "deribit": _deribit, "gate": _gate, "coinbase": _coinbase,
     "binance-usdm": _binance_usdm, "binance-coinm": _binance_coinm, "kraken-futures": _kraken_futures, "htx": _htx,
     "hyperliquid": _hyperliquid,
@@ -178,3 +178,8 @@ def recorded_frames(venue: str, count: int, seed: int = 7) -> list[str]:
     rng = random.Random(f"{venue}:{seed}")
     build, control = _BUILDERS[venue], CONTROL_FRAMES[venue]
     return [control[i // 100 % len(control)] if i % 100 == 99 else build(rng, i) for i in range(count)]
+
+
+def live_frame(venue: str, rng: random.Random, i: int, ts: int) -> str:
+    """The ``i``-th data frame of ``venue`` (ids from ``i``) with event time ``ts`` (a soak's live clock)."""
+    return _BUILDERS[venue](rng, i, ts - i)

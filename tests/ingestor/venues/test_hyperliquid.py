@@ -56,6 +56,7 @@ def test_meta_parser() -> None:
 
 def test_refresh_posts_the_meta_request() -> None:
     from services.ingestor import instruments
+    from services.ingestor.refresh import refresh_from_rest
 
     calls: list[tuple[str, bytes | None]] = []
 
@@ -64,7 +65,7 @@ def test_refresh_posts_the_meta_request() -> None:
         return {"universe": [{"name": "NEWCOIN", "szDecimals": 1, "maxLeverage": 3}]}
 
     try:
-        assert instruments.refresh_from_rest(ADAPTER, fetch=fetch) == 1
+        assert refresh_from_rest(ADAPTER, fetch=fetch) == 1
         assert calls == [("https://api.hyperliquid.xyz/info", b'{"type":"meta"}')]
         assert load_instruments("hyperliquid")["NEWCOIN"].instrument == "NEWCOIN-USDC-PERP"
     finally:

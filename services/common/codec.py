@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import orjson
 
+from services.common.clock import now_ms
 from services.common.events import DeadLetter
 
 JSONDecodeError = orjson.JSONDecodeError
@@ -24,10 +24,6 @@ def decode(data: bytes | bytearray | memoryview | str) -> Any:
 
 def encode_key(key: str) -> bytes:
     return key.encode()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def raw_text(raw: bytes | bytearray | memoryview | str) -> str:

@@ -18,6 +18,8 @@ PositionSide = Literal["long", "short"]
 MARKETS = frozenset(("spot", "perp", "future"))
 TAKER_SIDES = frozenset(("buy", "sell"))
 POSITION_SIDES = frozenset(("long", "short"))
+# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
+USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
 
 
 class InvalidEvent(ValueError):

@@ -30,6 +30,12 @@ Every service serves Prometheus text exposition on its own port (`/metrics`): in
 `_total`, histograms also export `_bucket{le}`, `_sum` and `_count`. Labels are bounded: venue ids,
 outcomes, reason classes, registry topics and partitions, channel families, close codes, sectors, windows;
 never a client id, a trade id or a free-form symbol.
+
+The endpoints bind `CRYPTOPULSE_METRICS_HOST` (127.0.0.1 by default; docker-compose sets 0.0.0.0) and can
+require basic auth (`CRYPTOPULSE_METRICS_AUTH_USERNAME`/`_PASSWORD`) and HTTPS
+(`CRYPTOPULSE_METRICS_TLS_CERTFILE`/`_KEYFILE`, `_CLIENT_CAFILE` for client certificates): give Prometheus
+the matching `basic_auth` and `scheme: https` + `tls_config` in its scrape config. A connection silent for
+`CRYPTOPULSE_METRICS_IDLE_TIMEOUT` seconds is closed; at most `CRYPTOPULSE_METRICS_MAX_CONNECTIONS` at once.
 """
 
 

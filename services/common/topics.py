@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+from services.common.clock import DAY_MS
 
-DAY_MS = 24 * 3600 * 1000
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ CANDLE_HISTORY = Topic(
     "cryptopulse.candle-history", 1, "series:interval", "candle.schema.json",
     retention_ms=-1, about="Backfilled daily/hourly candles that seed the indicators.",
 )
+REFERENCE_STATUS = Topic(
+    "cryptopulse.reference-status", 1, "kind", "reference-status.schema.json", cleanup_policy="compact",
+    retention_ms=-1,
+    about="Where the reference data stands: the assets' source and as-of time (key assets), backfill "
+          "progress per venue, instrument and interval (key backfill:...), for clients and resumption.",
+)
 
 # --- derived (processor -> gateway, downstream users) ---
 ASSET_STATS = Topic(
@@ -97,7 +103,7 @@ ALERTS = Topic(
 )
 
 RAW_TOPICS: tuple[Topic, ...] = (TRADES, LIQUIDATIONS, TRADE_BARS, TRADE_GAPS, DEADLETTER)
-REFERENCE_TOPICS: tuple[Topic, ...] = (ASSETS, CANDLE_HISTORY)
+REFERENCE_TOPICS: tuple[Topic, ...] = (ASSETS, CANDLE_HISTORY, REFERENCE_STATUS)
 DERIVED_TOPICS: tuple[Topic, ...] = (
     ASSET_STATS, SECTOR_CAPS, LIQUIDATION_TOTALS, CANDLES, INDICATORS, ALERTS,
 )

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any
 
 from services.common.kafka import wait_for_kafka
@@ -18,7 +19,7 @@ log = logging.getLogger("cryptopulse.gateway")
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
     from services.gateway.server import Gateway
 
     kafka = kafka_settings(args)
@@ -27,7 +28,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     setup_logging(kafka.log_level, "gateway")
 
     async def run() -> int:
-        await wait_for_kafka(kafka.bootstrap)
+        await wait_for_kafka(kafka)
         serve_metrics(settings.gateway_metrics_port, service="gateway")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -41,17 +42,22 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
+    from services.client import ClientClosed
     from services.gateway.client import watch
 
     try:
-        return asyncio.run(watch(args.url, args.channels, raw=args.json, token=args.token))
+        url = args.url or load(GatewaySettings).local_ws_url
+        return asyncio.run(watch(url, args.channels, raw=args.json, token=args.token))
     except KeyboardInterrupt:
         return 0
+    except ClientClosed as exc:
+        print(f"cryptopulse watch: {exc}", file=sys.stderr)
+        return 1
 
 
 def register(sub: Any) -> None:
     """Add this service's sub-commands to the `cryptopulse` parser."""
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     gateway = sub.add_parser("gateway", help="run the websocket gateway (reads the derived topics)")
     gateway.add_argument("--host", help="listen host (CRYPTOPULSE_GATEWAY_HOST)")
@@ -62,8 +68,7 @@ def register(sub: Any) -> None:
 
     watch = sub.add_parser("watch", help="print live updates of gateway channels in the terminal")
     watch.add_argument("channels", nargs="+", metavar="CHANNEL", help="e.g. sector:ai 'liquidations:24h:*'")
-    default_port = load(GatewaySettings).gateway_port
-    watch.add_argument("--url", default=f"ws://127.0.0.1:{default_port}/ws", help="gateway websocket URL")
+    watch.add_argument("--url", help="gateway websocket URL (default ws://127.0.0.1:$CRYPTOPULSE_GATEWAY_PORT/ws)")
     watch.add_argument("--token", help="JWT when the gateway requires one")
     watch.add_argument("--json", action="store_true", help="print the raw JSON messages")
     watch.set_defaults(handler=_cmd_watch)

@@ -1,68 +1,42 @@
-"""A small Python client of the gateway: subscribe, remember the last seq, resume after a drop.
-
-``GatewayClient`` keeps the last seq per channel and sends it as ``since`` when it reconnects,
-so the gateway replays what was missed (or sends a snapshot with ``"recovered": false``).
-"""
+"""`cryptopulse watch`: live gateway messages in the terminal, through the public client
+(:mod:`services.client`: typed messages, reconnect with backoff, resume by epoch and seq)."""
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import sys
-from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
-import websockets
-from websockets.exceptions import ConnectionClosed
+
+from services.client import Error, GatewayClient, History, Message, Record, Snapshot
 
 
-class GatewayClient:
-    def __init__(self, url: str, channels: list[str], token: str | None = None, history: int = 0) -> None:
-        self.url = url
-        self.channels = channels
-        self.token = token
-        self.history = history
-        self.last_seq: dict[str, int] = {}
-        self._next_id = 0
-
-    def _subscribe_message(self) -> bytes:
-        self._next_id += 1
-        message: dict[str, Any] = {"op": "subscribe", "id": self._next_id, "channels": self.channels}
-        if self.last_seq:
-            message["since"] = self.last_seq
-        elif self.history:
-            message["history"] = self.history
-        return orjson.dumps(message)
-
-    async def messages(self, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
-        """Every server message; reconnects (and resumes) after a dropped connection."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        while True:
-            try:
-                async with websockets.connect(self.url, additional_headers=headers, open_timeout=5) as ws:
-                    await ws.send(self._subscribe_message().decode())
-                    async for frame in ws:
-                        message = orjson.loads(frame)
-                        if message.get("type") in ("snapshot", "update"):
-                            self.last_seq[message["channel"]] = message["seq"]
-                        yield message
-            except (OSError, ConnectionClosed) as exc:
-                if not reconnect:
-                    raise
-                print(f"connection lost ({exc}); reconnecting", file=sys.stderr)
-                await asyncio.sleep(1)
-
-
-def render(message: dict[str, Any]) -> str | None:
-    """One readable line per data message; None for messages a person does not need to see."""
-    kind = message.get("type")
-    if kind == "error":
-        return f"error {message.get('code')}: {message.get('message')}"
-    if kind not in ("snapshot", "update", "history"):
+def render(message: Message) -> str | None:
+    """One readable line per data message or error; None for messages a person does not need to see."""
+    if isinstance(message, Error):
+        return f"error {message.code}: {message.message}"
+    if not isinstance(message, Record):
         return None
-    data = message.get("data") or {}
-    fields = ", ".join(f"{k}={_short(v)}" for k, v in data.items() if not isinstance(v, (dict, list)))
-    return f"{kind:8} {message['channel']:28} seq={message['seq']:<8} {fields}"
+    kind = "snapshot" if isinstance(message, Snapshot) else "history" if isinstance(message, History) else "update"
+    fields = ", ".join(f"{k}={_short(v)}" for k, v in message.data.items() if not isinstance(v, (dict, list)))
+    marks = "".join(f" [{m}]" for m, on in (("reset", message.reset), ("not recovered", isinstance(
+        message, Snapshot) and not message.recovered)) if on)
+    return f"{kind:8} {message.channel:28} seq={message.seq:<8} {fields}{marks}"
+
+
+def as_json(message: Message) -> str:
+    """The message as the gateway sent it (the typed fields; heartbeats are not shown)."""
+    if isinstance(message, Record):
+        kind = "snapshot" if isinstance(message, Snapshot) else "history" if isinstance(message, History) \
+            else "update"
+        out: dict[str, Any] = {"type": kind, "channel": message.channel, "seq": message.seq, "prev": message.prev,
+                               "epoch": message.epoch, "ts": message.ts, "data": message.data}
+        if isinstance(message, Snapshot) and not message.recovered:
+            out["recovered"] = False
+        return orjson.dumps(out).decode()
+    return orjson.dumps({"type": type(message).__name__.lower(), **dataclasses.asdict(message)}).decode()
 
 
 def _short(value: Any) -> str:
@@ -72,12 +46,18 @@ def _short(value: Any) -> str:
 
 
 async def watch(url: str, channels: list[str], raw: bool = False, token: str | None = None) -> int:
+    """Print every message until interrupted; an error reply (bad channel, forbidden) ends it with 1.
+    Refusals (HTTP errors, a 4001 auth close) raise :class:`services.client.ClientClosed`."""
     client = GatewayClient(url, channels, token=token)
-    async for message in client.messages():
-        if raw:
-            print(orjson.dumps(message).decode(), flush=True)
-            continue
-        line = render(message)
-        if line is not None:
-            print(line, flush=True)
+    async with aclosing(client.messages()) as stream:
+        async for message in stream:
+            line = as_json(message) if raw else render(message)
+            if line is not None:
+                print(line, flush=True)
+            if isinstance(message, Error):
+                if raw:
+                    print(render(message), file=sys.stderr, flush=True)
+                return 1
     return 0
+
+

@@ -14,7 +14,9 @@ CONNECTIONS = Gauge("cryptopulse_gateway_connections", "Open websocket connectio
 CONNECTS = Counter("cryptopulse_gateway_connects_total",
                    "Connection attempts by outcome (accepted, rejected_auth, rejected_limit, rejected_origin).",
                    ["outcome"])
-DISCONNECTS = Counter("cryptopulse_gateway_disconnects_total", "Disconnects by close code.", ["code"])
+DISCONNECTS = Counter("cryptopulse_gateway_disconnects_total",
+                      "Disconnects by close code (a code the gateway does not document is counted as 'other').",
+                      ["code"])
 SUBSCRIPTIONS = Gauge("cryptopulse_gateway_subscriptions", "Active subscriptions by channel family.", ["family"])
 MESSAGES_SENT = Counter("cryptopulse_gateway_messages_sent_total",
                         "Messages queued to clients, by channel family (snapshot, update, control).",
@@ -26,7 +28,7 @@ SLOW_DISCONNECTS = Counter("cryptopulse_gateway_slow_disconnects_total",
                            "Clients disconnected because their event queue overflowed.")
 AUTH_FAILURES = Counter("cryptopulse_gateway_auth_failures_total", "Rejected tokens and forbidden subscriptions.")
 LIMIT_VIOLATIONS = Counter("cryptopulse_gateway_limit_violations_total",
-                           "Limit violations by limit (connections, subscriptions, frame_size, rate).", ["limit"])
+                           "Limit violations by limit (connections, subscriptions, frame_size, rate, bytes).", ["limit"])
 CLIENT_ERRORS = Counter("cryptopulse_gateway_client_errors_total",
                         "Error frames sent, by error code.", ["error"])
 QUEUE_DEPTH = Gauge("cryptopulse_gateway_send_queue_messages", "Messages waiting in all client send queues.")
@@ -47,13 +49,21 @@ DEADLETTERS = Counter("cryptopulse_gateway_deadletters_total",
 
 
 CONNECT_OUTCOMES = ("accepted", "rejected_auth", "rejected_limit", "rejected_origin")
-LIMITS = ("connections", "subscriptions", "frame_size", "rate")
+LIMITS = ("connections", "subscriptions", "frame_size", "rate", "bytes")
+KNOWN_CLOSE_CODES: set[int] = {1000, 1001, 1006}
+
+
+def close_code_label(code: int | None) -> str:
+    """The label of a disconnect: a documented code, or 'other' (a client may send any code)."""
+    code = 1006 if code is None else code
+    return str(code) if code in KNOWN_CLOSE_CODES else "other"
 
 
 def init_series(families: tuple[str, ...], close_codes: tuple[int, ...], error_codes: tuple[str, ...]) -> None:
     """Export every labeled series at 0 from start-up, so rates and absence alerts see them."""
     init_children(CONNECTS, CONNECT_OUTCOMES)
-    init_children(DISCONNECTS, [str(code) for code in (1000, 1001, 1006, *close_codes)])
+    KNOWN_CLOSE_CODES.update(close_codes)
+    init_children(DISCONNECTS, [*(str(code) for code in sorted(KNOWN_CLOSE_CODES)), "other"])
     for metric in (SUBSCRIPTIONS, MESSAGES_SENT, CONFLATED, RECORDS, DEADLETTERS):
         init_children(metric, families)
     init_children(LIMIT_VIOLATIONS, LIMITS)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from services.common import topics
+from services.common.clock import now_ms as now_ms  # the one clock; the server reads it as protocol.now_ms
 
 # family -> (topic, conflates). State families keep the latest value per channel; event
 # families (alerts) must deliver every message, so they never conflate.
@@ -24,6 +25,9 @@ FAMILIES: dict[str, tuple[topics.Topic, bool]] = {
     "candles": (topics.CANDLES, True),
     "indicators": (topics.INDICATORS, True),
     "alerts": (topics.ALERTS, False),
+    "reference": (topics.REFERENCE_STATUS, True),
+    # the backfilled candles the indicators were seeded with (charts show the whole history held)
+    "backfill": (topics.CANDLE_HISTORY, True),
 }
 FAMILY_BY_TOPIC: dict[str, str] = {topic.name: family for family, (topic, _) in FAMILIES.items()}
 
@@ -54,6 +58,8 @@ class Err:
     RATE_LIMITED = "rate_limited"
     AUTH_FAILED = "auth_failed"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TOKEN_EXPIRED = "token_expired"
 
 
 CLOSE_CODES: tuple[int, ...] = tuple(v for k, v in vars(Close).items() if k.isupper())
@@ -77,9 +83,11 @@ class Request:
     channels: tuple[str, ...] = ()
     since: dict[str, int] = field(default_factory=dict)
     history: int = 0
+    token: str | None = None
+    epochs: dict[str, str] = field(default_factory=dict)  # the stream epoch each ``since`` seq belongs to
 
 
-OPS = ("subscribe", "unsubscribe", "ping")
+OPS = ("subscribe", "unsubscribe", "ping", "refresh")
 
 
 def family_of(channel: str) -> str:
@@ -135,6 +143,11 @@ def parse_request(text: str | bytes) -> Request:
         raise ProtocolError(Err.UNKNOWN_OP, f"unknown op {op!r}; known: {', '.join(OPS)}", request_id)
     if op == "ping":
         return Request(op="ping", id=request_id)
+    if op == "refresh":
+        token = message.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError(Err.BAD_REQUEST, "'token' must be a non-empty string", request_id)
+        return Request(op="refresh", id=request_id, token=token)
     return _parse_channels_request(op, message, request_id)
 
 
@@ -148,20 +161,41 @@ def _parse_channels_request(op: str, message: dict[str, Any], request_id: Any) -
     except ProtocolError as exc:
         exc.request_id = request_id
         raise
-    since = message.get("since") or {}
-    if not isinstance(since, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in since.values()):
-        raise ProtocolError(Err.BAD_REQUEST, "'since' maps channel names to integer seqs", request_id)
+    since, epochs = _parse_since(message.get("since") or {}, request_id)
     history = message.get("history", 0)
     if not isinstance(history, int) or isinstance(history, bool) or history < 0:
         raise ProtocolError(Err.BAD_REQUEST, "'history' must be a non-negative integer", request_id)
-    return Request(op=op, id=request_id, channels=tuple(dict.fromkeys(channels)), since=since, history=history)
+    return Request(op=op, id=request_id, channels=tuple(dict.fromkeys(channels)), since=since, history=history,
+                   epochs=epochs)
 
 
-def now_ms() -> int:
-    import time
+MAX_EPOCH_CHARS = 64
 
-    return time.time_ns() // 1_000_000
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_since(raw: Any, request_id: Any) -> tuple[dict[str, int], dict[str, str]]:
+    """``since`` maps a channel to its last seq, or to ``{"seq": N, "epoch": "..."}`` so that a seq of a
+    stream that has since been reset (new epoch) is answered with a fresh snapshot, not a replay."""
+    wrong = ProtocolError(Err.BAD_REQUEST, "'since' maps channel names to an integer seq or to "
+                                           "{\"seq\": <int>, \"epoch\": <string>}", request_id)
+    if not isinstance(raw, dict):
+        raise wrong
+    seqs: dict[str, int] = {}
+    epochs: dict[str, str] = {}
+    for channel, value in raw.items():
+        if isinstance(value, dict):
+            epoch = value.get("epoch")
+            if set(value) != {"seq", "epoch"} or not isinstance(epoch, str) or len(epoch) > MAX_EPOCH_CHARS:
+                raise wrong
+            epochs[channel] = epoch
+            value = value["seq"]
+        if not _is_int(value):
+            raise wrong
+        seqs[channel] = value
+    return seqs, epochs
 
 
 def control(kind: str, **fields: Any) -> bytes:
@@ -179,13 +213,22 @@ def error(code: str, message: str, request_id: Any = None, channel: str | None =
 
 
 def envelope(kind: str, channel: str, seq: int, prev: int | None, value: bytes, ts: int,
-             recovered: bool | None = None) -> bytes:
-    """``{"type":kind,"channel":..,"seq":..,"prev":..,"ts":..,"data":<value bytes>}`` without re-encoding."""
+             recovered: bool | None = None, epoch: str = "") -> bytes:
+    """``{"type":kind,"channel":..,"seq":..,"prev":..,"epoch":..,"ts":..,"data":<value bytes>}`` without
+    re-encoding the value."""
     head = b'{"type":"' + kind.encode() + b'","channel":' + orjson.dumps(channel) + b',"seq":' + str(seq).encode()
-    head += b',"prev":' + (b"null" if prev is None else str(prev).encode()) + b',"ts":' + str(ts).encode()
+    head += b',"prev":' + (b"null" if prev is None else str(prev).encode()) + b',"epoch":' + orjson.dumps(epoch)
+    head += b',"ts":' + str(ts).encode()
     if recovered is not None:
         head += b',"recovered":' + (b"true" if recovered else b"false")
     return head + b',"data":' + value + b"}"
+
+
+def stream_epoch(partition: int, first_offset: int, first_timestamp: int) -> str:
+    """The epoch of a partition's stream: names the first record the gateway read from it (the log
+    start). Every gateway instance computes the same one from the same log; a log that was reset (an
+    embedded broker restarted, a topic recreated) starts with another record and so another epoch."""
+    return f"{partition}-{first_offset}-{first_timestamp}"
 
 
 def text_frame(payload: bytes) -> bytes:

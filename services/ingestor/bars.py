@@ -9,9 +9,8 @@ Every trade is in exactly one bar, so sums over bars equal sums over trades.
 
 from __future__ import annotations
 
+from services.common.clock import MINUTE_MS
 from services.common.events import Trade, TradeBar
-
-MINUTE_MS = 60_000
 
 
 class _Open:

@@ -28,7 +28,7 @@ def _venues_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _ingest_flags(parser: argparse.ArgumentParser, *, speed_only: bool = False) -> None:
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     if not speed_only:
         parser.add_argument("--source", help="scenario | replay:PATH | live (CRYPTOPULSE_INGEST_SOURCE)")
@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
     rec.add_argument("--seconds", type=float, help="stop after this many seconds")
     rec.add_argument("--frames", type=int, help="stop after this many frames")
     _venues_flag(rec)
-    from services.cli import add_kafka_flags
+    from services.common.cli_flags import add_kafka_flags
 
     add_kafka_flags(rec)
     rec.set_defaults(handler=_lazy("_cmd_record"))

@@ -18,15 +18,17 @@ from services.common.kafka import wait_for_kafka
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
 from services.common.settings import KafkaSettings, load
+from services.ingestor.journal import Journal, JournalSettings, journaled
 from services.ingestor.pipeline import Record
 from services.ingestor.service import Source
 from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
-    open_scenario,
+    open_plugged,
     paced,
     parse_speed,
+    plugged,
     read_recording,
     replay_path,
 )
@@ -62,6 +64,26 @@ def select_venues(settings: IngestorSettings) -> list[Any]:
     return chosen
 
 
+def source_status(source: str, description: str) -> Record:
+    """The ``reference:ingest`` status record: which kind of source feeds the stack (scenario, replay,
+    live), for clients such as the dashboard."""
+    from services.common import topics
+
+    kind = "replay" if replay_path(source) is not None else source
+    value = {"kind": "ingest", "source": kind, "description": description, "ts": time.time_ns() // 1_000_000}
+    return topics.REFERENCE_STATUS.name, b"ingest", orjson.dumps(value)
+
+
+def seeded_venues(settings: IngestorSettings) -> tuple[str, ...]:
+    """Venues whose per-venue series are exported from start-up. Live: only the venues ingested (a
+    venue not in use must not look stalled or down); a finite source (scenario, replay) may carry any."""
+    from services.ingestor.venues.registry import venues
+
+    if settings.ingest_source == "live":
+        return tuple(settings.ingest_venues or venues())
+    return tuple(venues())
+
+
 def _timing(settings: IngestorSettings) -> Any:
     from services.ingestor.runtime import Timing
 
@@ -74,14 +96,14 @@ def _timing(settings: IngestorSettings) -> Any:
 
 
 async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
-    from services.ingestor.instruments import refresh_from_rest
+    from services.ingestor.refresh import refresh_from_rest
     from services.ingestor.runtime import live_frames
 
     if settings.ingest_refresh_instruments and not settings.venue_url_override:
         from services.ingestor.venues.registry import venues
 
         for venue_id in settings.ingest_venues or tuple(venues()):
-            await asyncio.to_thread(refresh_from_rest, venue_id)
+            await asyncio.to_thread(refresh_from_rest, venues()[venue_id])
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 
@@ -95,14 +117,14 @@ async def open_source(settings: IngestorSettings,
         if not path.is_file():
             raise SourceError(f"recording {path} does not exist (--source replay:PATH)")
         return paced(read_recording(path), speed), [], f"replay of {path} at speed {settings.replay_speed}"
-    if source == "scenario":
-        scenario = open_scenario(settings, density=density)
+    if source in plugged():
+        opened = open_plugged(source, settings, density=density)
         reference = [(topic.name, key.encode(), orjson.dumps(value))
-                     for topic, key, value in scenario.reference_records()]
-        return paced(scenario.frames(), speed), reference, scenario.describe()
+                     for topic, key, value in opened.reference_records()]
+        return paced(opened.frames(), speed), reference, opened.describe()
     if source == "live":
         return await _live_source(settings), [], "live exchange websockets"
-    raise SourceError(f"unknown source {source!r}: use scenario, replay:PATH or live")
+    raise SourceError(f"unknown source {source!r}: use {', '.join((*plugged(), 'replay:PATH'))} or live")
 
 
 async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
@@ -111,13 +133,18 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     from services.ingestor.venues.registry import venues
 
     frames, reference, description = await open_source(settings, density)
-    await wait_for_kafka(kafka.bootstrap)
+    journal_dir = load(JournalSettings).journal_dir
+    if settings.ingest_source == "live" and journal_dir:
+        frames = journaled(frames, Journal(Path(journal_dir)))
+        description += f", journal {journal_dir}"
+    reference.append(source_status(settings.ingest_source, description))
+    await wait_for_kafka(kafka)
     if metrics_port is not None:
         from services.common import topics
         from services.ingestor import metrics
         from services.ingestor.venues.base import REASON_CLASSES
 
-        metrics.init_series(tuple(venues()), REASON_CLASSES,
+        metrics.init_series(seeded_venues(settings), REASON_CLASSES,
                             tuple(t.name for t in (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS,
                                                    topics.TRADE_GAPS, topics.DEADLETTER, topics.CANDLE_HISTORY)))
         serve_metrics(metrics_port, service="ingestor")
@@ -132,6 +159,10 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
         summary = await ingestor.run(frames, stop, reference)
         log.info("source %s: %s", "stopped" if stop.is_set() else "ended", summary.line())
         if settings.hold and not stop.is_set():
+            if metrics_port is not None:
+                from services.ingestor import metrics
+
+                metrics.SOURCE_FINISHED.set(1)
             log.info("holding (serving metrics) until stopped; CRYPTOPULSE_HOLD=false exits instead")
             await stop.wait()
     finally:
@@ -141,7 +172,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source=args.source, replay_speed=args.speed, hold=args.hold,
@@ -184,7 +215,7 @@ async def record(settings: IngestorSettings, out: Path, seconds: float | None, m
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from services.cli import kafka_settings
+    from services.common.cli_flags import kafka_settings
 
     kafka = kafka_settings(args)
     settings = load(IngestorSettings, ingest_source="live", ingest_venues=tuple(args.venues) if args.venues else None,

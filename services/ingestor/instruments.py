@@ -1,19 +1,17 @@
-"""Instrument metadata per venue: the bundled snapshot, and a guarded refresh from public REST.
+"""Instrument metadata per venue: the bundled snapshot, and the tables refreshed from public REST.
 
 ``data/instruments.json`` is ``{"as_of", "source", "venues": {venue_id: [row, ...]}}`` with rows
 ``{"symbol", "instrument", "base", "quote", "market", "kind", "contract_size"}`` plus the optional
 ``price_scale`` (1000-unit contracts) and ``listed`` (false: curated for the scenario universe only).
-:func:`load_instruments` reads it once per venue. In live mode :func:`refresh_from_rest` fetches the
-venue's exchange-info and merges what it parses over the snapshot; the parsers are pure functions
-of the response body (tested on saved response shapes).
+:func:`load_instruments` reads it once per venue. In live mode
+:func:`services.ingestor.refresh.refresh_from_rest` fetches the venue's instrument endpoints and
+hands what the venue module's parser returns to :func:`merge_refreshed`. Each venue module owns its
+endpoints and parser; this module (imported by the pure adapters) does no network I/O.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -22,8 +20,6 @@ from typing import Any
 import orjson
 
 from services.ingestor.venues.base import ContractKind, Instrument
-
-log = logging.getLogger("cryptopulse.ingestor.instruments")
 
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "instruments.json"
 
@@ -102,101 +98,18 @@ def split_thousands(venue_base: str) -> tuple[str, float]:
     return venue_base, 1.0
 
 
-def _make(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
-          contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
+def make_instrument(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
+                    contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
+    """An instrument from a venue's REST fields: thousand-unit bases (``1000PEPE``) become a price
+    scale and contract multiplier, the name is normalized."""
     base, scale = split_thousands(venue_base)
     return Instrument(venue=venue, symbol=symbol, instrument=normalized_name(base, quote, market, expiry_ms),
                       base=base, quote=quote, market=market,  # type: ignore[arg-type]
                       kind=kind, contract_size=contract_size * scale, price_scale=scale)
 
 
-def parse_binance_usdm(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://fapi.binance.com/fapi/v1/exchangeInfo``: perpetuals and dated futures in TRADING."""
-    out: list[Instrument] = []
-    for item in body.get("symbols", []):
-        contract = item.get("contractType")
-        if item.get("status") != "TRADING" or contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
-            continue
-        market = "perp" if contract == "PERPETUAL" else "future"
-        expiry = int(item.get("deliveryDate", 0)) if market == "future" else None
-        out.append(_make("binance-usdm", item["symbol"], item["baseAsset"], item["quoteAsset"], market,
-                         "linear", expiry_ms=expiry))
-    return out
-
-
-def parse_bybit(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://api.bybit.com/v5/market/instruments-info?category=linear``."""
-    out: list[Instrument] = []
-    for item in body.get("result", {}).get("list", []):
-        contract = item.get("contractType")
-        if item.get("status") != "Trading" or contract not in ("LinearPerpetual", "LinearFutures"):
-            continue
-        market = "perp" if contract == "LinearPerpetual" else "future"
-        expiry = int(item.get("deliveryTime") or 0) if market == "future" else None
-        out.append(_make("bybit", item["symbol"], item["baseCoin"], item["quoteCoin"], market, "linear",
-                         expiry_ms=expiry))
-    return out
-
-
-def parse_okx(body: dict[str, Any]) -> list[Instrument]:
-    """``GET https://www.okx.com/api/v5/public/instruments?instType=SWAP`` (and FUTURES)."""
-    out: list[Instrument] = []
-    for item in body.get("data", []):
-        if item.get("state") != "live":
-            continue
-        market = "perp" if item.get("instType") == "SWAP" else "future"
-        base, quote = str(item.get("uly", item["instId"])).split("-")[:2]
-        kind: ContractKind = "inverse" if item.get("ctType") == "inverse" else "linear"
-        expiry = int(item.get("expTime") or 0) if market == "future" else None
-        out.append(_make("okx", item["instId"], base, quote, market, kind, float(item["ctVal"]), expiry))
-    return out
-
-
-RestParser = Callable[[dict[str, Any]], list[Instrument]]
-
-REST_SOURCES: dict[str, tuple[tuple[str, ...], RestParser]] = {
-    "binance-usdm": (("https://fapi.binance.com/fapi/v1/exchangeInfo",), parse_binance_usdm),
-    "bybit": (("https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",), parse_bybit),
-    "okx": (("https://www.okx.com/api/v5/public/instruments?instType=SWAP",
-             "https://www.okx.com/api/v5/public/instruments?instType=FUTURES"), parse_okx),
-}
-
-
-def _adapter_rest_source(venue_id: str) -> tuple[tuple[str, ...], RestParser] | None:
-    """Adapters that carry their own instrument endpoints (gate, deribit, bitmex, coinbase)."""
-    from services.ingestor.venues import registry  # lazy: the adapters import this module
-
-    adapter = registry.venues().get(venue_id)
-    urls = tuple(getattr(adapter, "rest_instrument_urls", ()))
-    parser = getattr(adapter, "parse_rest_instruments", None)
-    return (urls, parser) if urls and parser else None
-
-
-def _fetch_json(url: str, timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers={"User-Agent": "cryptopulse"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (fixed https URLs)
-        data: dict[str, Any] = orjson.loads(response.read())
-    return data
-
-
-def refresh_from_rest(venue_id: str, timeout: float = 10.0,
-                      fetch: Callable[[str, float], dict[str, Any]] = _fetch_json) -> int:
-    """Merge the venue's live instrument list over the snapshot; returns how many were parsed.
-
-    Guarded: any network or format failure is logged and the snapshot stays in use (returns 0).
-    """
-    source = REST_SOURCES.get(venue_id) or _adapter_rest_source(venue_id)
-    if source is None:
-        return 0
-    urls, parser = source
-    try:
-        parsed = [inst for url in urls for inst in parser(fetch(url, timeout))]
-    except Exception as exc:  # network errors, HTTP errors, unexpected shapes: keep the snapshot
-        log.warning("instrument refresh for %s failed (%s); using the %s snapshot",
-                    venue_id, exc, snapshot_as_of())
-        return 0
+def merge_refreshed(venue_id: str, parsed: list[Instrument]) -> None:
+    """Use ``parsed`` (a venue's live instrument list) over the venue's snapshot from now on."""
     merged = dict(_load_snapshot(venue_id))
     merged.update((inst.symbol, inst) for inst in parsed)
     _refreshed[venue_id] = merged
-    log.info("instrument refresh for %s: %d instruments from REST", venue_id, len(parsed))
-    return len(parsed)

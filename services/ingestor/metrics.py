@@ -46,6 +46,9 @@ EVENT_LAG = Histogram("cryptopulse_ingestor_event_lag_seconds",
                       "ts_recv - ts of events (exchange to receipt), by venue.", ["venue"], buckets=LAG_BUCKETS)
 LAST_EVENT = Gauge("cryptopulse_ingestor_last_event_timestamp_seconds",
                    "Wall-clock time of the last event received, by venue.", ["venue"])
+SOURCE_FINISHED = Gauge("cryptopulse_ingestor_source_finished",
+                        "1 once a finite source (scenario, replay) has ended and the ingestor holds; "
+                        "0 while it ingests (no event is expected from a finished source).")
 
 
 def init_series(venues: tuple[str, ...], reasons: tuple[str, ...], topics: tuple[str, ...]) -> None:

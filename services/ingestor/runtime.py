@@ -53,11 +53,18 @@ def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) 
 
 
 def plan_connections(venue: Venue, subscription: Subscription) -> list[Subscription]:
-    """Split a subscription into connections of at most ``max_streams_per_connection`` streams."""
+    """Split a subscription into connections of at most ``max_streams_per_connection`` streams.
+
+    The liquidation streams go on the first connection, or on one of their own for venues that
+    serve them from another endpoint (``liquidations_apart``, e.g. HTX)."""
     per = max(1, venue.rules.max_streams_per_connection - 1)   # room for the all-market stream
     trades = subscription.trades
     chunks = [trades[i:i + per] for i in range(0, len(trades), per)] or [()]
     plans = [Subscription(trades=chunk, liquidations=(), all_liquidations=False) for chunk in chunks]
+    if getattr(venue, "liquidations_apart", False):
+        apart = Subscription(liquidations=subscription.liquidations, all_liquidations=subscription.all_liquidations)
+        wanted = apart.liquidations or apart.all_liquidations
+        return [plan for plan in plans if plan.trades] + ([apart] if wanted else [])
     first = plans[0]
     plans[0] = Subscription(trades=first.trades, liquidations=subscription.liquidations,
                             all_liquidations=subscription.all_liquidations)
@@ -141,6 +148,9 @@ class Connection:
         self.rng = rng or random.Random()
         self.thresholds = _thresholds(venue, subscription, timing.stale_after)
         self.channel_of: Callable[[str], str | None] | None = getattr(venue, "channel_of", None)
+        # optional venue hooks: binary (e.g. gzip) messages to text; answers to the venue's own pings
+        self.frame_text: Callable[[bytes], str] | None = getattr(venue, "frame_text", None)
+        self.heartbeat_reply: Callable[[str], str | None] | None = getattr(venue, "heartbeat_reply", None)
         self.connects = 0
         self.reconnects = 0
         self.stale_resets = 0
@@ -171,13 +181,24 @@ class Connection:
 
     async def _read(self, session: _Session) -> None:
         is_pong, channel_of, out, venue_id = self.venue.rules.heartbeat.is_pong, self.channel_of, self.out, self.venue.id
-        clock = session.clock
+        clock, frame_text, reply_to = session.clock, self.frame_text, self.heartbeat_reply
         try:
             async for message in session.ws:
-                text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+                if isinstance(message, str):
+                    text = message
+                elif frame_text is not None:
+                    text = frame_text(message)
+                else:
+                    text = message.decode("utf-8", errors="replace")
                 if is_pong(text):
                     self._ignored.inc()
                     continue
+                if reply_to is not None:
+                    reply = reply_to(text)
+                    if reply is not None:          # the venue's own ping: answer it, keep no stream alive
+                        await session.ws.send(reply)
+                        self._ignored.inc()
+                        continue
                 session.frames += 1
                 clock.saw(channel_of(text) if channel_of else None, time.monotonic())
                 frame = RawFrame(venue=venue_id, frame=text, ts_recv=now_ms())

@@ -3,7 +3,9 @@
 One task reads the source and feeds the pipeline; publishing awaits when the producer buffer is
 full, which pauses the source (backpressure). A timer closes micro-bars whose interval elapsed.
 On a stop request the source is cancelled, open bars are closed, and everything queued is
-flushed (bounded wait) before returning.
+flushed (bounded wait) before returning. The pipeline only counts what happened; its tally is
+taken on every bar tick, every ``TALLY_EVENTS`` events and at the end, and turned into metrics
+and log lines here (:class:`TallyObserver`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from services.common.frames import RawFrame
 from services.common.settings import KafkaSettings
 from services.ingestor.dedupe import Deduper
+from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import DEADLETTER, Pipeline, Record
 from services.ingestor.producer import Publisher
 from services.ingestor.settings import IngestorSettings
@@ -26,6 +29,7 @@ from services.ingestor.venues.base import Venue
 log = logging.getLogger("cryptopulse.ingestor")
 
 Source = AsyncIterator[RawFrame | Unreadable]
+TALLY_EVENTS = 4096
 
 
 @dataclass
@@ -61,8 +65,10 @@ def build_publisher(settings: IngestorSettings, kafka: KafkaSettings, **override
 
 class Ingestor:
     def __init__(self, pipeline: Pipeline, publisher: Publisher, *, bar_interval_ms: int = 250,
-                 clock: Callable[[], int] | None = None, flush_timeout: float = 5.0) -> None:
+                 clock: Callable[[], int] | None = None, flush_timeout: float = 5.0,
+                 observer: TallyObserver | None = None) -> None:
         self.pipeline = pipeline
+        self.observer = observer or TallyObserver()
         self.publisher = publisher
         self.bar_interval_ms = bar_interval_ms
         self.clock = clock          # None: bars close on the recorded receipt clock (replay, scenario)
@@ -79,13 +85,20 @@ class Ingestor:
                 await publish((record,))
                 continue
             records = pipeline.process(item)
+            if pipeline.tally.events >= TALLY_EVENTS:
+                self.observe()
             if records:
                 await publish(records)
+
+    def observe(self) -> None:
+        """Metrics and log lines for what the pipeline did since the last call."""
+        self.observer.apply(self.pipeline.take_tally())
 
     async def _bar_timer(self) -> None:
         interval = max(self.bar_interval_ms, 10) / 2000.0
         while True:
             await asyncio.sleep(interval)
+            self.observe()
             records = self.pipeline.due_bars(self.clock() if self.clock else None)
             if records:
                 await self.publisher.publish(records)
@@ -103,6 +116,7 @@ class Ingestor:
             for task in (consume, timer, stopper):
                 task.cancel()
             results = await asyncio.gather(consume, timer, stopper, return_exceptions=True)
+        self.observe()
         if isinstance(results[0], Exception):
             raise results[0]
         await self.publisher.publish(self.pipeline.close())

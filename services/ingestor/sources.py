@@ -1,4 +1,4 @@
-"""Where frames come from: recordings (replay), the built-in scenario, or live websockets.
+"""Where frames come from: recordings (replay), plugged-in sources (the scenario), or live websockets.
 
 Every source is an async iterator of :class:`RawFrame` (or :class:`Unreadable` for a recording
 line that is not a frame, which the service dead-letters). Finite sources are paced by their
@@ -8,10 +8,9 @@ recorded ``ts_recv`` divided by ``speed`` (``None`` = as fast as possible).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import io
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -21,6 +20,7 @@ import orjson
 from services.common.errors import StartupError
 from services.common.frames import RawFrame
 from services.common.topics import Topic
+from services.ingestor.venues.base import Instrument
 
 REPLAY_PREFIX = "replay:"
 
@@ -139,24 +139,40 @@ class RecordingWriter:
             self._file.close()
 
 
-class Scenario(Protocol):
-    """What the scenario source offers (``services.scenario.source.open_scenario(settings)``)."""
+class PluggedSource(Protocol):
+    """A finite source plugged in by the wiring (``services.catalog``), e.g. the built-in scenario."""
 
     def reference_records(self) -> Iterable[tuple[Topic, str, dict[str, Any]]]: ...
     def frames(self) -> Iterator[RawFrame]: ...
     def describe(self) -> str: ...
 
 
-def open_scenario(settings: Any, **overrides: Any) -> Scenario:
-    try:
-        module = importlib.import_module("services.scenario.source")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("services.scenario"):
-            raise SourceError("the scenario source is not available yet (services.scenario.source is "
-                              "missing): use --source replay:PATH or --source live") from None
-        raise
-    scenario: Scenario = module.open_scenario(settings, **overrides)
-    return scenario
+InstrumentTables = Callable[[str], Mapping[str, Instrument]]
+
+
+class Opener(Protocol):
+    """Opens a plugged source; the ingestor hands it its settings and the venues' instrument tables."""
+
+    def __call__(self, settings: Any, *, instruments: InstrumentTables, density: float | None = None) -> PluggedSource:
+        ...
+
+
+_PLUGGED: dict[str, Opener] = {}
+
+
+def plug(name: str, opener: Opener) -> None:
+    """Make ``--source NAME`` run what ``opener`` returns."""
+    _PLUGGED[name] = opener
+
+
+def plugged() -> tuple[str, ...]:
+    return tuple(_PLUGGED)
+
+
+def open_plugged(name: str, settings: Any, **overrides: Any) -> PluggedSource:
+    from services.ingestor.instruments import load_instruments
+
+    return _PLUGGED[name](settings, instruments=load_instruments, **overrides)
 
 
 def replay_path(source: str) -> Path | None:

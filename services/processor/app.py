@@ -1,4 +1,4 @@
-"""The Faust app of the processor: configuration and the worker runner (the context is ``context.py``).
+"""The Faust app of the processor: configuration, the worker context (``context.py``) and the runner.
 
 The agents (``agents.py``) are thin shells: they take batches of raw messages and hand them to the
 pure stages (``stage_*.py``); Faust provides the consumer group, the changelog-backed tables that

@@ -1,55 +1,18 @@
-"""Reference data: the asset universe (circulating supply, sector tags), bundled and on a topic.
+"""The processor's asset universe (circulating supply, sector tags), bundled and on a topic.
 
-The bundled file (``services/common/data/assets.json``) is the default universe; records on the
+The bundled file (read by :mod:`services.common.assets`) is the default universe; records on the
 compacted ``cryptopulse.assets`` topic (key asset) replace an asset's entry as they arrive, so a
 change of supply or sectors is applied without a restart.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from services.common.events import InvalidEvent
+from services.common.assets import BUNDLED_ASSETS, TOTAL, AssetInfo, read_file
 
-BUNDLED_ASSETS = Path(__file__).resolve().parents[1] / "common" / "data" / "assets.json"
-TOTAL = "total"
-
-
-@dataclass(frozen=True, slots=True)
-class AssetInfo:
-    asset: str
-    circulating_supply: float
-    sectors: tuple[str, ...]
-    stablecoin: bool = False
-    name: str = ""
-
-    @classmethod
-    def from_dict(cls, data: Any) -> AssetInfo:
-        """Check one ``asset.schema.json`` value; :class:`InvalidEvent` carries the reason."""
-        if not isinstance(data, dict):
-            raise InvalidEvent("asset record must be a JSON object")
-        asset = data.get("asset")
-        if not isinstance(asset, str) or not asset:
-            raise InvalidEvent("asset must be a non-empty string")
-        supply = data.get("circulating_supply")
-        if isinstance(supply, bool) or not isinstance(supply, (int, float)) or not math.isfinite(supply) \
-                or supply < 0:
-            raise InvalidEvent("circulating_supply must be a finite number >= 0")
-        sectors = data.get("sectors")
-        if not isinstance(sectors, list) or not all(isinstance(s, str) and s for s in sectors):
-            raise InvalidEvent("sectors must be a list of sector ids")
-        return cls(asset=asset.upper(), circulating_supply=float(supply),
-                   sectors=tuple(sorted({s.lower() for s in sectors} - {TOTAL})),
-                   stablecoin=bool(data.get("stablecoin", False)), name=str(data.get("name", "")))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"asset": self.asset, "name": self.name or self.asset,
-                "circulating_supply": self.circulating_supply, "sectors": list(self.sectors),
-                "stablecoin": self.stablecoin}
+__all__ = ["BUNDLED_ASSETS", "TOTAL", "AssetInfo", "Universe", "bundled_universe", "read_file"]
 
 
 @dataclass
@@ -83,13 +46,6 @@ class Universe:
 
     def copy(self) -> Universe:
         return Universe(dict(self.assets), dict(self.sector_names), self.version)
-
-
-def read_file(path: Path = BUNDLED_ASSETS) -> tuple[list[AssetInfo], dict[str, str]]:
-    """The asset records and sector names of an assets file (the bundled one by default)."""
-    data = json.loads(Path(path).read_text())
-    records = [AssetInfo.from_dict(a) for a in data["assets"]]
-    return records, dict(data.get("sectors", {}))
 
 
 def bundled_universe(path: Path = BUNDLED_ASSETS) -> Universe:

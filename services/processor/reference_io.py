@@ -15,11 +15,11 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.common import topics
+from services.common.assets import BUNDLED_ASSETS, AssetInfo, read_file
 from services.common.events import InvalidEvent
 from services.common.kafka import make_consumer, make_producer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
-from services.processor.reference import BUNDLED_ASSETS, AssetInfo, read_file
 
 if TYPE_CHECKING:
     from services.processor.context import Context

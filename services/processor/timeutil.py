@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-MINUTE_MS = 60_000
+from services.common.clock import DAY_MINUTES, MINUTE_MS
+from services.common.events import USD_QUOTES
+
+__all__ = ["DAY_MINUTES", "LIQUIDATION_WINDOWS", "MINUTE_MS", "RING_MINUTES", "USD_QUOTES", "minute_of",
+           "pct_change", "ring_start", "window_start"]
+
 RING_MINUTES = 2_880          # 48 h of minute buckets per key
-DAY_MINUTES = 1_440
 
 LIQUIDATION_WINDOWS: dict[str, int] = {"1h": 60, "4h": 240, "12h": 720, "24h": 1_440}
-
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
 
 
 def minute_of(ts: int) -> int:

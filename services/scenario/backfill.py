@@ -12,11 +12,10 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from services.common.clock import DAY_MS, HOUR_MS
 from services.scenario.history import HISTORY_CEILING, HISTORY_DAYS, solve_total_closes
 from services.scenario.paths import START_MS
 
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 HOURLY_DAYS = 10
 SERIES = "total"
 

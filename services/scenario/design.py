@@ -15,8 +15,9 @@ import random
 from dataclasses import dataclass
 from functools import cache
 
+from services.common.assets import AssetInfo
 from services.scenario.history import TOTAL_PEAK_0120, solve_total_closes
-from services.scenario.universe import Asset, load_universe
+from services.scenario.universe import is_ai, load_universe
 
 DESIGN_SEED = 2025_01_27
 DAYS = 8                 # 2025-01-20 .. 2025-01-27; closes also hold 2025-01-19 at index 0
@@ -74,7 +75,7 @@ class LiquidationBudget:
 
 @dataclass(frozen=True)
 class Design:
-    assets: tuple[Asset, ...]                  # traded (non-stablecoin) assets
+    assets: tuple[AssetInfo, ...]                  # traded (non-stablecoin) assets
     stable_cap: float
     closes: dict[str, tuple[float, ...]]       # index 0 = 2025-01-19 close, 1..8 = 01-20 .. 01-27
     peak: dict[str, float]                     # price at the 2025-01-20 peak minute
@@ -82,37 +83,37 @@ class Design:
     volumes: dict[str, tuple[float, ...]]      # USD per day, 01-20 .. 01-27
     liquidations: tuple[LiquidationBudget, ...]
 
-    def cap(self, day_index: int, members: tuple[Asset, ...] | None = None) -> float:
+    def cap(self, day_index: int, members: tuple[AssetInfo, ...] | None = None) -> float:
         """Σ supply x close on ``closes`` index ``day_index`` (stablecoins at 1 when all assets)."""
         chosen = self.assets if members is None else members
-        cap = sum(a.supply * self.closes[a.asset][day_index] for a in chosen)
+        cap = sum(a.circulating_supply * self.closes[a.asset][day_index] for a in chosen)
         return cap + (self.stable_cap if members is None else 0.0)
 
 
-def _calibrated_0126(traded: tuple[Asset, ...], stable_cap: float, total: float) -> dict[str, float]:
-    ai = [a for a in traded if a.ai]
-    rest = [a for a in traded if not a.ai]
-    ai_raw = sum(a.supply * PROFILES[a.asset][0] for a in ai)
-    rest_raw = sum(a.supply * PROFILES[a.asset][0] for a in rest)
+def _calibrated_0126(traded: tuple[AssetInfo, ...], stable_cap: float, total: float) -> dict[str, float]:
+    ai = [a for a in traded if is_ai(a)]
+    rest = [a for a in traded if not is_ai(a)]
+    ai_raw = sum(a.circulating_supply * PROFILES[a.asset][0] for a in ai)
+    rest_raw = sum(a.circulating_supply * PROFILES[a.asset][0] for a in rest)
     alpha = AI_CAP_0126 / ai_raw
     beta = (total - stable_cap - AI_CAP_0126) / rest_raw
-    return {a.asset: PROFILES[a.asset][0] * (alpha if a.ai else beta) for a in traded}
+    return {a.asset: PROFILES[a.asset][0] * (alpha if is_ai(a) else beta) for a in traded}
 
 
-def _changes_0127(traded: tuple[Asset, ...], p6: dict[str, float], stable_cap: float,
+def _changes_0127(traded: tuple[AssetInfo, ...], p6: dict[str, float], stable_cap: float,
                   total_0127: float) -> dict[str, float]:
     """Fractional 01-27 changes: named AI exact, other AI scaled to the sector's -10.6 %, the rest
     scaled to the total's close."""
-    def cap(a: Asset) -> float:
-        return a.supply * p6[a.asset]
+    def cap(a: AssetInfo) -> float:
+        return a.circulating_supply * p6[a.asset]
 
     base = {a.asset: PROFILES[a.asset][1] / 100 for a in traded}
-    ai = [a for a in traded if a.ai]
+    ai = [a for a in traded if is_ai(a)]
     named = [a for a in ai if a.asset in NAMED_CHANGES]
     other_ai = [a for a in ai if a.asset not in NAMED_CHANGES]
     need_ai = AI_CHANGE_0127 / 100 * AI_CAP_0126 - sum(cap(a) * base[a.asset] for a in named)
     s_ai = need_ai / sum(cap(a) * base[a.asset] for a in other_ai)
-    rest = [a for a in traded if not a.ai]
+    rest = [a for a in traded if not is_ai(a)]
     total_0126 = sum(cap(a) for a in traded) + stable_cap
     need_rest = (total_0127 - total_0126) - AI_CHANGE_0127 / 100 * AI_CAP_0126
     s_rest = need_rest / sum(cap(a) * base[a.asset] for a in rest)
@@ -122,7 +123,7 @@ def _changes_0127(traded: tuple[Asset, ...], p6: dict[str, float], stable_cap: f
     return out
 
 
-def _earlier_closes(traded: tuple[Asset, ...], p6: dict[str, float], targets: list[float],
+def _earlier_closes(traded: tuple[AssetInfo, ...], p6: dict[str, float], targets: list[float],
                     stable_cap: float) -> dict[str, list[float]]:
     """Closes of 01-19 .. 01-25 (indices 0..6): market beta + AI drift + seeded idiosyncratic walk,
     then one common factor per day so Σ supply x close hits the total's close exactly."""
@@ -135,18 +136,18 @@ def _earlier_closes(traded: tuple[Asset, ...], p6: dict[str, float], targets: li
         walk = 0.0
         for d in range(6, -1, -1):
             walk += rng.gauss(0.0, vol * 0.35)
-            drift = 0.012 * (7 - d) if a.ai else 0.0
+            drift = 0.012 * (7 - d) if is_ai(a) else 0.0
             out[a.asset][d] = p6[a.asset] * math.exp(beta * math.log(targets[d] / total_0126) + drift + walk)
     for d in range(7):
-        raw = sum(a.supply * out[a.asset][d] for a in traded)
+        raw = sum(a.circulating_supply * out[a.asset][d] for a in traded)
         k = (targets[d] - stable_cap) / raw
         for a in traded:
             out[a.asset][d] *= k
     return out
 
 
-def _liquidations(traded: tuple[Asset, ...], closes: dict[str, tuple[float, ...]]) -> list[LiquidationBudget]:
-    weights = {a.asset: (a.supply * closes[a.asset][7]) ** 0.7 * PROFILES[a.asset][2] for a in traded
+def _liquidations(traded: tuple[AssetInfo, ...], closes: dict[str, tuple[float, ...]]) -> list[LiquidationBudget]:
+    weights = {a.asset: (a.circulating_supply * closes[a.asset][7]) ** 0.7 * PROFILES[a.asset][2] for a in traded
                if a.asset != "BTC"}
     total_w = sum(weights.values())
     budgets: list[LiquidationBudget] = []
@@ -174,33 +175,33 @@ def _liquidations(traded: tuple[Asset, ...], closes: dict[str, tuple[float, ...]
 def build_design() -> Design:
     universe = load_universe()
     traded = tuple(a for a in universe if not a.stablecoin)
-    stable_cap = sum(a.supply for a in universe if a.stablecoin)
+    stable_cap = sum(a.circulating_supply for a in universe if a.stablecoin)
     totals = solve_total_closes()
     targets = [totals.history[-1], *totals.live]          # 01-19 .. 01-27
     p6 = _calibrated_0126(traded, stable_cap, targets[7])
     change = _changes_0127(traded, p6, stable_cap, targets[8])
     earlier = _earlier_closes(traded, p6, targets, stable_cap)
     closes = {a.asset: (*earlier[a.asset], p6[a.asset], p6[a.asset] * (1 + change[a.asset])) for a in traded}
-    highest = sum(a.supply * max(closes[a.asset]) for a in traded)
+    highest = sum(a.circulating_supply * max(closes[a.asset]) for a in traded)
     delta = (TOTAL_PEAK_0120 - stable_cap) / highest - 1
     if delta < 0.0005:
         raise ValueError(f"the 2025-01-20 peak leaves no room above the week's closes ({delta:.5f})")
     peak = {a.asset: max(closes[a.asset]) * (1 + delta) for a in traded}
     volumes: dict[str, tuple[float, ...]] = {}
-    ai = [a for a in traded if a.ai]
+    ai = [a for a in traded if is_ai(a)]
     for a in traded:
         turnover = PROFILES[a.asset][3]
-        if a.ai:
+        if is_ai(a):
             days = []
             for d in range(DAYS):
                 tilt = (1 + 0.02 * PROFILES[a.asset][2]) if d == 7 else 1.0
-                weight = turnover * a.supply * closes[a.asset][d + 1] * tilt
-                norm = sum(PROFILES[b.asset][3] * b.supply * closes[b.asset][d + 1]
+                weight = turnover * a.circulating_supply * closes[a.asset][d + 1] * tilt
+                norm = sum(PROFILES[b.asset][3] * b.circulating_supply * closes[b.asset][d + 1]
                            * ((1 + 0.02 * PROFILES[b.asset][2]) if d == 7 else 1.0) for b in ai)
                 days.append(AI_VOLUME[d] * weight / norm)
             volumes[a.asset] = tuple(days)
         else:
-            volumes[a.asset] = tuple(turnover * a.supply * closes[a.asset][d + 1] * (1.7 if d == 7 else 1.0)
+            volumes[a.asset] = tuple(turnover * a.circulating_supply * closes[a.asset][d + 1] * (1.7 if d == 7 else 1.0)
                                      for d in range(DAYS))
     return Design(
         assets=traded, stable_cap=stable_cap, closes=closes, peak=peak,

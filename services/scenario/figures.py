@@ -110,7 +110,6 @@ def human(value: float) -> str:
 
 # --- live values from gateway channels (pure) -------------------------------------------------
 
-DAY_MS = 86_400_000
 DATE_0124 = "2025-01-24"
 DATE_0127 = "2025-01-27"
 SCALAR_CHANNELS = {

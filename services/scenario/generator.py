@@ -37,6 +37,7 @@ from services.scenario.wire import (
     BYBIT,
     OKX,
     VENUES,
+    InstrumentTables,
     Market,
     find_market,
     liquidation_frame,
@@ -91,6 +92,7 @@ class _Book:
 
 @dataclass
 class FrameGenerator:
+    instruments: InstrumentTables
     density: float = 1.0
     seed: int = 7
     bad_fraction: float = 0.0
@@ -110,7 +112,7 @@ class FrameGenerator:
         for a in self.design.assets:
             reference = self.design.closes[a.asset][7]
             for venue in VENUES:
-                self.books[(a.asset, venue)] = _Book(find_market(venue, a.asset, reference), rng.random(),
+                self.books[(a.asset, venue)] = _Book(find_market(self.instruments, venue, a.asset, reference), rng.random(),
                                                      rng.randrange(10**8, 4 * 10**9))
         self.profiles = [intraday_profile(d) for d in range(8)]
         self.liquidation_profiles = {(d, side): liquidation_profile(self.profiles[d], d, side)

@@ -14,10 +14,9 @@ import random
 from array import array
 from dataclasses import dataclass
 
+from services.common.clock import DAY_MINUTES, MINUTE_MS
 from services.scenario.design import DAYS, Design
 
-MINUTE_MS = 60_000
-DAY_MINUTES = 1440
 WEEK_MINUTES = DAYS * DAY_MINUTES
 START_MS = 1_737_331_200_000            # 2025-01-20 00:00:00 UTC
 END_MS = START_MS + WEEK_MINUTES * MINUTE_MS

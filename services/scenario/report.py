@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+from contextlib import aclosing
 from typing import Any
 
 import orjson
-from websockets.exceptions import ConnectionClosed
 
+from services.client import ClientClosed, GatewayClient, GatewayRefused, Record
 from services.common import topics
-from services.gateway.client import GatewayClient
 from services.scenario.figures import (
     CANDLES,
     INDICATORS,
@@ -30,6 +31,7 @@ from services.scenario.figures import (
     live_values,
 )
 
+REFERENCE = "reference:assets"     # source and as-of of the circulating supplies in force
 ALERT_KINDS: tuple[str, ...] = tuple(json.loads(topics.ALERTS.schema_path.read_text())["properties"]["kind"]["enum"])
 # The gateway queues a subscription's history at once and closes a connection whose queue
 # overflows (gateway_queue_size, 1000 by default): each group gets its own connection and a history
@@ -38,6 +40,7 @@ GROUPS: tuple[tuple[tuple[str, ...], int], ...] = (
     (tuple(c for c in REPORT_CHANNELS if c not in (INDICATORS, CANDLES) and not c.startswith("alerts:")), 0),
     ((INDICATORS, CANDLES), 400),
     *(((f"alerts:{kind}",), 900) for kind in ALERT_KINDS),
+    ((f"{REFERENCE}*",), 0),      # a pattern: a stack without the status is not waited for
 )
 Records = dict[str, list[dict[str, Any]]]
 
@@ -46,29 +49,26 @@ async def _channel_group(url: str, channels: tuple[str, ...], history: int, time
                          token: str | None) -> Records:
     """Records per channel (oldest first) until every named channel answered and ``quiet`` seconds
     passed without a message, or ``timeout``."""
-    client = GatewayClient(url, list(channels), token=token, history=history)
+    client = GatewayClient(url, list(channels), token=token, history=history, reconnect=False)
     records: Records = {}
     wanted = {c for c in channels if not c.endswith("*") and not c.startswith("alerts:")}
     deadline = time.monotonic() + timeout
-    stream = client.messages(reconnect=False)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                message = await asyncio.wait_for(anext(stream), min(quiet, deadline - time.monotonic()))
-            except TimeoutError:
-                if wanted <= records.keys():
-                    break
-                continue
-            channel, data = message.get("channel"), message.get("data")
-            if message.get("type") in ("snapshot", "update", "history") and isinstance(channel, str) \
-                    and isinstance(data, dict):
-                records.setdefault(channel, []).append(data)
-    except (OSError, ConnectionClosed, StopAsyncIteration):
-        pass
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
+    async with aclosing(client.messages()) as stream:
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    message = await asyncio.wait_for(anext(stream), min(quiet, deadline - time.monotonic()))
+                except TimeoutError:
+                    if wanted <= records.keys():
+                        break
+                    continue
+                if isinstance(message, Record):
+                    records.setdefault(message.channel, []).append(message.data)
+        except StopAsyncIteration:
+            pass
+        except ClientClosed as exc:
+            if isinstance(exc, GatewayRefused):
+                raise
     return records
 
 
@@ -90,8 +90,15 @@ def _show(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-def render_table(verdicts: list[Verdict], signals: list[SignalCheck]) -> str:
-    lines = [f"{'figure':26} {'article':>22} {'live':>14}  result"]
+def reference_line(status: dict[str, Any] | None) -> str:
+    if not status:
+        return "reference data: as-of unknown (no reference:assets status)"
+    return (f"reference data: {status.get('assets', '?')} assets, supplies from {status.get('source', '?')} "
+            f"as of {status.get('as_of', '?')}")
+
+
+def render_table(verdicts: list[Verdict], signals: list[SignalCheck], reference: dict[str, Any] | None = None) -> str:
+    lines = [reference_line(reference), "", f"{'figure':26} {'article':>22} {'live':>14}  result"]
     for v in verdicts:
         lines.append(f"{v.figure.id:26} {v.figure.target():>22} {_show(v.live):>14}  "
                      f"{'PASS' if v.ok else 'FAIL'}{'  (' + v.why + ')' if v.why else ''}")
@@ -105,8 +112,10 @@ def render_table(verdicts: list[Verdict], signals: list[SignalCheck]) -> str:
     return "\n".join(lines)
 
 
-def as_json(verdicts: list[Verdict], signals: list[SignalCheck], values: dict[str, Any]) -> str:
+def as_json(verdicts: list[Verdict], signals: list[SignalCheck], values: dict[str, Any],
+            reference: dict[str, Any] | None = None) -> str:
     return orjson.dumps({
+        "reference": reference,
         "ok": all(v.ok for v in verdicts) and all(s.ok for s in signals),
         "figures": [{"id": v.figure.id, "article": v.figure.value, "target": v.figure.target(), "live": v.live,
                      "pass": v.ok, "why": v.why} for v in verdicts],
@@ -116,12 +125,19 @@ def as_json(verdicts: list[Verdict], signals: list[SignalCheck], values: dict[st
 
 
 async def report(url: str, json_output: bool = False, timeout: float = 20.0, token: str | None = None) -> int:
-    records, alerts = await collect(url, timeout=timeout, token=token)
+    try:
+        records, alerts = await collect(url, timeout=timeout, token=token)
+    except GatewayRefused as exc:
+        print(f"cryptopulse report: {exc}", file=sys.stderr)
+        return 2
     if not records:
         print(f"cryptopulse report: no data from {url} (is `cryptopulse up` running?)")
         return 2
     values = live_values(records)
     verdicts = evaluate_live(values)
     signals = check_signals(values, alerts)
-    print(as_json(verdicts, signals, values) if json_output else render_table(verdicts, signals))
+    statuses = records.get(REFERENCE) or []
+    reference = statuses[-1] if statuses else None
+    print(as_json(verdicts, signals, values, reference) if json_output
+          else render_table(verdicts, signals, reference))
     return 0 if all(v.ok for v in verdicts) and all(s.ok for s in signals) else 1

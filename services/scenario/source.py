@@ -1,4 +1,5 @@
-"""The ``--source scenario`` hook of the ingestor: the 2025-01-27 week as exchange frames.
+"""The ``--source scenario`` source (plugged into the ingestor by ``services.catalog``): the 2025-01-27
+week as exchange frames.
 
 ``open_scenario(...)`` returns a :class:`Scenario`: the candle-history records to publish first,
 the frames in ``ts_recv`` order (a generator: memory stays flat at any density), and a one-line
@@ -20,13 +21,14 @@ from services.scenario.figures import utc_date
 from services.scenario.generator import FrameGenerator
 from services.scenario.paths import DAY_MINUTES, MINUTE_MS, START_MS, WEEK_MINUTES
 from services.scenario.settings import ScenarioSettings
-from services.scenario.wire import VENUES
+from services.scenario.wire import VENUES, InstrumentTables
 
 NAME = "2025-01-27-deepseek"
 
 
 @dataclass
 class Scenario:
+    instruments: InstrumentTables = field(repr=False)
     density: float
     seed: int
     bad_fraction: float = 0.0
@@ -36,7 +38,7 @@ class Scenario:
     generator: FrameGenerator | None = field(default=None, repr=False)
 
     def _new_generator(self) -> FrameGenerator:
-        return FrameGenerator(density=self.density, seed=self.seed, bad_fraction=self.bad_fraction,
+        return FrameGenerator(self.instruments, density=self.density, seed=self.seed, bad_fraction=self.bad_fraction,
                               dup_fraction=self.dup_fraction, start_minute=self.start_minute,
                               end_minute=self.end_minute)
 
@@ -67,17 +69,19 @@ class Scenario:
                 f"seed {self.seed}, bad {self.bad_fraction:g}, duplicates {self.dup_fraction:g}")
 
 
-def open_scenario(settings: Any = None, *, density: float | None = None, seed: int | None = None,
-                  start: int | None = None, end: int | None = None, bad_fraction: float | None = None,
-                  dup_fraction: float | None = None) -> Scenario:
+def open_scenario(settings: Any = None, *, instruments: InstrumentTables, density: float | None = None,
+                  seed: int | None = None, start: int | None = None, end: int | None = None,
+                  bad_fraction: float | None = None, dup_fraction: float | None = None) -> Scenario:
     """The scenario with ``CRYPTOPULSE_SCENARIO_*`` settings, overridden by the arguments.
 
     ``settings`` is the caller's (ingestor) settings object, unused: the scenario reads its own.
+    ``instruments`` gives each venue's instrument table (the ingestor hands its own in), so the
+    frames carry the symbols, price scales and contract sizes the venue adapters expect.
     ``start``/``end`` are epoch ms bounds of event time (default: the whole week).
     """
     config = load(ScenarioSettings, scenario_density=density, scenario_seed=seed,
                   scenario_bad_fraction=bad_fraction, scenario_dup_fraction=dup_fraction)
     first = 0 if start is None else max(0, (start - START_MS) // MINUTE_MS)
     last = WEEK_MINUTES if end is None else min(WEEK_MINUTES, -(-(end - START_MS) // MINUTE_MS))
-    return Scenario(config.scenario_density, config.scenario_seed, config.scenario_bad_fraction,
+    return Scenario(instruments, config.scenario_density, config.scenario_seed, config.scenario_bad_fraction,
                     config.scenario_dup_fraction, first, last)

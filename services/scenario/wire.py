@@ -15,12 +15,36 @@ Prices and sizes are decimal strings in the venue's units: price per ``price_sca
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
-from services.ingestor.instruments import load_instruments
-from services.ingestor.venues.base import Instrument
+
+class Instrument(Protocol):
+    """What the scenario needs of a venue's instrument (the ingestor's table hands them in)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def base(self) -> str: ...
+    @property
+    def quote(self) -> str: ...
+    @property
+    def market(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def price_scale(self) -> float: ...
+    @property
+    def contract_size(self) -> float: ...
+    def unit_price(self, venue_price: float) -> float: ...
+    def notional_usd(self, venue_size: float, price: float) -> float: ...
+
+
+InstrumentTables = Callable[[str], Mapping[str, Instrument]]
+"""The instrument table of a venue id (``services.ingestor.instruments.load_instruments``)."""
 
 BINANCE = "binance-usdm"
 BYBIT = "bybit"
@@ -51,9 +75,9 @@ class Market:
         return self.inst.notional_usd(float(venue_size), self.inst.unit_price(float(venue_price)))
 
 
-def find_market(venue: str, asset: str, reference_price: float) -> Market:
+def find_market(instruments: InstrumentTables, venue: str, asset: str, reference_price: float) -> Market:
     """The asset's USDT-margined linear perpetual on ``venue``."""
-    for inst in load_instruments(venue).values():
+    for inst in instruments(venue).values():
         if inst.base == asset and inst.quote == "USDT" and inst.market == "perp" and inst.kind == "linear":
             venue_price = reference_price * inst.price_scale
             price_decimals = min(10, max(0, 7 - (math.floor(math.log10(venue_price)) + 1)))

@@ -41,3 +41,51 @@ def test_canonical_events_conform_and_bad_ones_do_not() -> None:
     bad = codec.decode(codec.encode(trade))
     bad["price"] = -1
     assert not _validator("trade.schema.json").is_valid(bad)
+
+
+def test_asyncapi_declares_every_topic_with_its_schema_key_and_config() -> None:
+    from tests.common.payloads import asyncapi_doc
+
+    doc = asyncapi_doc()
+    by_address = {c["address"]: c for c in doc["channels"].values()}
+    messages = doc["components"]["messages"]
+    for topic in ALL_TOPICS:
+        channel = by_address[topic.name]
+        [ref] = [m["$ref"] for m in channel["messages"].values()]
+        message = messages[ref.rsplit("/", 1)[1]]
+        assert message["payload"] == {"$ref": topic.schema}, topic.name
+        assert message["bindings"]["kafka"]["key"]["description"] == topic.key, topic.name
+        kafka = channel["bindings"]["kafka"]
+        assert (kafka["topic"], kafka["partitions"]) == (topic.name, topic.partitions)
+        assert kafka["topicConfiguration"] == {"cleanup.policy": [topic.cleanup_policy],
+                                               "retention.ms": topic.retention_ms}
+    operated = {op["channel"]["$ref"].rsplit("/", 1)[1] for op in doc["operations"].values()}
+    assert {name for name, c in doc["channels"].items() if c["address"] in by_address} <= operated
+
+
+def test_websocket_data_is_typed_by_family() -> None:
+    from services.gateway.protocol import FAMILIES
+    from tests.common.payloads import asyncapi_doc, message_validator
+
+    records = {"asset": {"asset": "BTC", "price": 1.0, "change_24h_pct": None, "volume_24h_usd": 0.0,
+                         "market_cap_usd": 1.0, "ts": 1, "ts_emit": 2},
+               "sector": {"sector": "ai", "cap_usd": 1.0, "change_24h_pct": None, "volume_24h_usd": 0.0,
+                          "volume_change_24h_pct": None, "members": [], "ts": 1, "ts_emit": 2}}
+    for kind in ("snapshot", "update", "history"):
+        validator = message_validator(kind)
+        for family, data in records.items():
+            message = {"type": kind, "channel": f"{family}:x", "seq": 3, "prev": None, "epoch": "0-0-1", "ts": 5,
+                       "data": data}
+            assert validator.is_valid(message), list(validator.iter_errors(message))
+            other = "sector" if family == "asset" else "asset"
+            assert not validator.is_valid({**message, "channel": f"{other}:x"}), (kind, family)
+    schemas = asyncapi_doc()["components"]["schemas"]
+    assert {name.removesuffix("Data") for name in schemas if name.endswith("Data")} == set(FAMILIES)
+
+
+def test_undeclared_fields_are_found_in_nested_members() -> None:
+    from services.common.topics import SECTOR_CAPS
+    from tests.common.payloads import schema_of, undeclared_fields
+
+    value = {"sector": "ai", "extra": 1, "members": [{"asset": "FET", "change_24h_pct": 1.0, "odd": 2}]}
+    assert undeclared_fields(schema_of(SECTOR_CAPS), value) == [".extra", ".members[].odd"]

@@ -22,8 +22,13 @@ class Closed(Exception):
 
 
 class RawClient:
-    def __init__(self, port: int, path: str = "/ws", timeout: float = 10) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, path: str = "/ws", timeout: float = 10, rcvbuf: int | None = None) -> None:
+        """``rcvbuf``: a small kernel receive buffer, so that a client that does not read backs up fast."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -42,6 +47,9 @@ class RawClient:
 
     def send_json(self, message: dict[str, Any]) -> None:
         self._send_frame(0x1, orjson.dumps(message))
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        self._send_frame(0x9, payload)
 
     def _send_frame(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)

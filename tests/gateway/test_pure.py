@@ -43,9 +43,10 @@ def test_matching() -> None:
 
 def test_envelope_splices_value_bytes() -> None:
     value = b'{"cap_usd":1.5e12,"name":"AI \\u00e9"}'
-    message = orjson.loads(protocol.envelope("update", 'sector:"q"', 5, None, value, 7, recovered=False))
-    assert message == {"type": "update", "channel": 'sector:"q"', "seq": 5, "prev": None, "ts": 7,
-                       "recovered": False, "data": orjson.loads(value)}
+    message = orjson.loads(protocol.envelope("update", 'sector:"q"', 5, None, value, 7, recovered=False,
+                                             epoch="0-0-1"))
+    assert message == {"type": "update", "channel": 'sector:"q"', "seq": 5, "prev": None, "epoch": "0-0-1",
+                       "ts": 7, "recovered": False, "data": orjson.loads(value)}
 
 
 def test_channel_history_replay_is_all_or_nothing() -> None:

@@ -98,6 +98,13 @@ def test_missing_recording_is_a_one_line_error() -> None:
     assert output.strip().count("\n") == 0 and "does not exist" in output
 
 
+def test_unknown_source_names_the_plugged_ones() -> None:
+    """The scenario reaches the ingestor through the catalog, not by import: it is offered by name."""
+    code, output = asyncio.run(_run("ingest", "--source", "nosuch", env=_env()))
+    assert code == 2
+    assert "unknown source 'nosuch': use scenario, replay:PATH or live" in output
+
+
 def test_sigterm_mid_replay_flushes_and_exits_zero(broker: EmbeddedBroker) -> None:
     async def run() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(

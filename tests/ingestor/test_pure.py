@@ -9,22 +9,22 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.common import topics
 from services.common.events import Trade, TradeBar
 from services.common.frames import RawFrame
+from services.ingestor import instruments
 from services.ingestor.bars import BarBuilder
 from services.ingestor.dedupe import Deduper
 from services.ingestor.gaps import GapDetector
 from services.ingestor.instruments import (
     load_instruments,
-    parse_binance_usdm,
-    parse_bybit,
-    parse_okx,
-    refresh_from_rest,
     split_thousands,
 )
+from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import Pipeline
+from services.ingestor.refresh import refresh_from_rest
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
@@ -33,7 +33,9 @@ from services.ingestor.sources import (
     parse_speed,
     read_recording,
 )
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import VENUE, BinanceUsdm
+from services.ingestor.venues.bybit import Bybit
+from services.ingestor.venues.okx import Okx
 from tests.ingestor.frames import agg_trade, force_order
 
 UNIVERSE = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "AVAX", "TRX", "TON", "DOT", "SUI", "LTC", "BCH", "APT", "HBAR", "XLM", "ATOM", "ETC", "KAS", "ALGO", "SEI", "INJ", "TIA", "NEAR", "ICP", "ARB", "OP", "POL", "MNT", "IMX", "STX", "STRK", "LINK", "UNI", "AAVE", "ONDO", "MKR", "ENA", "JUP", "LDO", "CRV", "PENDLE", "DOGE", "SHIB", "PEPE", "BONK", "WIF", "FLOKI", "TRUMP", "RENDER", "GRT", "FET", "GPU", "TAO", "VIRTUAL", "AI16Z", "WLD", "AKT", "ARKM", "IO", "AIOZ", "THETA", "GRASS", "AIXBT", "COOKIE"]
@@ -64,7 +66,7 @@ def test_split_thousands() -> None:
 
 
 def test_rest_parsers_on_saved_response_shapes() -> None:
-    binance = parse_binance_usdm({"symbols": [
+    binance = BinanceUsdm.parse_rest_instruments({"symbols": [
         {"symbol": "BTCUSDT", "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": "BTC",
          "quoteAsset": "USDT", "deliveryDate": 4133404800000},
         {"symbol": "1000PEPEUSDT", "contractType": "PERPETUAL", "status": "TRADING", "baseAsset": "1000PEPE",
@@ -77,11 +79,11 @@ def test_rest_parsers_on_saved_response_shapes() -> None:
     assert [(i.symbol, i.instrument, i.contract_size, i.price_scale) for i in binance] == [
         ("BTCUSDT", "BTC-USDT-PERP", 1.0, 1.0), ("1000PEPEUSDT", "PEPE-USDT-PERP", 1000.0, 1000.0),
         ("BTCUSDT_250328", "BTC-USDT-250328", 1.0, 1.0)]
-    bybit = parse_bybit({"retCode": 0, "result": {"category": "linear", "list": [
+    bybit = Bybit.parse_rest_instruments({"retCode": 0, "result": {"category": "linear", "list": [
         {"symbol": "SHIB1000USDT", "contractType": "LinearPerpetual", "status": "Trading", "baseCoin": "SHIB1000",
          "quoteCoin": "USDT", "deliveryTime": "0"}]}})
     assert [(i.instrument, i.contract_size) for i in bybit] == [("SHIB-USDT-PERP", 1000.0)]
-    okx = parse_okx({"code": "0", "data": [
+    okx = Okx.parse_rest_instruments({"code": "0", "data": [
         {"instId": "BTC-USD-SWAP", "instType": "SWAP", "uly": "BTC-USD", "ctVal": "100", "ctType": "inverse",
          "state": "live", "expTime": ""},
         {"instId": "PEPE-USDT-SWAP", "instType": "SWAP", "uly": "PEPE-USDT", "ctVal": "10000000",
@@ -94,8 +96,22 @@ def test_refresh_is_guarded_and_merges_over_the_snapshot() -> None:
     def failing(url: str, timeout: float) -> dict[str, object]:
         raise OSError("no network")
 
-    assert refresh_from_rest("okx", fetch=failing) == 0
+    assert refresh_from_rest(Okx(), fetch=failing) == 0
     assert "BTC-USDT-SWAP" in load_instruments("okx")
+    fetched: list[str] = []
+
+    def live(url: str, timeout: float) -> dict[str, object]:
+        fetched.append(url)
+        return {"code": "0", "data": [{"instId": "NEW-USDT-SWAP", "instType": "SWAP", "uly": "NEW-USDT",
+                                       "ctVal": "10", "ctType": "linear", "state": "live", "expTime": ""}]}
+
+    try:
+        assert refresh_from_rest(Okx(), fetch=live) == 2          # one row from each endpoint (SWAP, FUTURES)
+        assert fetched == list(Okx.rest_instrument_urls)
+        table = load_instruments("okx")
+        assert table["NEW-USDT-SWAP"].contract_size == 10.0 and "BTC-USDT-SWAP" in table
+    finally:
+        instruments._refreshed.pop("okx", None)
 
 
 def test_deduper_window_and_capacity() -> None:
@@ -177,6 +193,37 @@ def test_pipeline_outcomes_dedupe_and_record_keys() -> None:
     assert sum(v["count"] for _, v in by_topic[topics.TRADE_BARS.name]) == 3  # type: ignore[misc]
     reasons = [v["reason"] for _, v in by_topic[topics.DEADLETTER.name]]
     assert reasons[0].startswith("invalid_json") and reasons[1].startswith("oversized")  # type: ignore[union-attr]
+
+
+def test_pipeline_tallies_what_happened_and_the_observer_turns_it_into_metrics() -> None:
+    """The pipeline only counts (no metric, no clock); the shell's observer updates Prometheus."""
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    pipeline = Pipeline({VENUE.id: VENUE}, max_frame_bytes=2000)
+    for frame in (agg_trade(agg_id=1), agg_trade(agg_id=1), agg_trade(agg_id=4), force_order(), "garbage"):
+        pipeline.process(RawFrame(VENUE.id, frame, 1_737_975_601_000))
+    before = {name: sample(name, venue=VENUE.id) for name in (
+        "cryptopulse_ingestor_duplicates_total", "cryptopulse_ingestor_trade_gaps_total",
+        "cryptopulse_ingestor_missing_trades_total", "cryptopulse_ingestor_event_lag_seconds_count")}
+    ok = sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok")
+    bad = sample("cryptopulse_ingestor_deadletters_total", venue=VENUE.id, reason="invalid_json")
+    tally = pipeline.take_tally()
+    counts = tally.venues[VENUE.id]
+    assert counts.frames == {"ok": 4, "ignored": 0, "deadletter": 1}
+    assert (counts.trades, counts.liquidations, counts.duplicates, counts.gaps, counts.missing) == (2, 1, 1, 1, 2)
+    assert len(counts.lags) == 3 and tally.events == 4 and tally.deadletters == {(VENUE.id, "invalid_json"): 1}
+    assert pipeline.take_tally().venues == {}   # taken once
+    assert sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok") == ok   # nothing yet
+
+    TallyObserver(wall=lambda: 1234.0).apply(tally)
+    assert sample("cryptopulse_ingestor_frames_total", venue=VENUE.id, outcome="ok") == ok + 4
+    assert sample("cryptopulse_ingestor_deadletters_total", venue=VENUE.id, reason="invalid_json") == bad + 1
+    after = {name: sample(name, venue=VENUE.id) for name in before}
+    assert {name: after[name] - before[name] for name in before} == {
+        "cryptopulse_ingestor_duplicates_total": 1, "cryptopulse_ingestor_trade_gaps_total": 1,
+        "cryptopulse_ingestor_missing_trades_total": 2, "cryptopulse_ingestor_event_lag_seconds_count": 3}
+    assert sample("cryptopulse_ingestor_last_event_timestamp_seconds", venue=VENUE.id) == 1234.0
 
 
 def test_pipeline_keeps_the_raw_frame_on_request_and_rejects_unknown_venues() -> None:

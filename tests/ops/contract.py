@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from services.common.metrics import MetricDoc, all_metrics
+from services.catalog import all_metrics
+from services.common.metrics import MetricDoc
 from services.common.metrics_doc import exposed_name
 
 REPO = Path(__file__).resolve().parents[2]

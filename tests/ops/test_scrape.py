@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.catalog import all_metrics
 from services.common.broker import EmbeddedBroker
-from services.common.metrics import all_metrics
 from services.common.metrics_doc import BUILD_INFO_LABELS, for_service
 from tests.conftest import ServiceProcess
 from tests.ops.contract import REPO

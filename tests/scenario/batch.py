@@ -84,7 +84,7 @@ def figures(parsed: Parsed) -> dict[str, Any]:
         vol_prev[a.asset] = sum(t.notional_usd for t in trades if prev_window <= t.ts < window)
 
     def cap(members: list[Any], prices: dict[str, Any]) -> float:
-        return sum(m.supply * prices[m.asset] for m in members)
+        return sum(m.circulating_supply * prices[m.asset] for m in members)
 
     ai = [a for a in universe if "ai" in a.sectors]
     change = {a.asset: (price[a.asset] / ago[a.asset] - 1) * 100 for a in universe}
@@ -107,7 +107,7 @@ def figures(parsed: Parsed) -> dict[str, Any]:
         "grt_change_24h": change["GRT"],
         "fet_change_24h": change["FET"],
         "gpu_change_24h": change["GPU"],
-        "worst_ai_large_cap": worst_large_cap({a.asset: (a.supply * price[a.asset], change[a.asset]) for a in ai}),
+        "worst_ai_large_cap": worst_large_cap({a.asset: (a.circulating_supply * price[a.asset], change[a.asset]) for a in ai}),
         "ai_volume_24h": ai_vol,
         "ai_volume_change_24h": (ai_vol / ai_vol_prev - 1) * 100,
         "liq_total_24h": sum(x.notional_usd for x in liq),
@@ -137,7 +137,7 @@ def daily_closes(parsed: Parsed, history: list[float]) -> list[float]:
     out = list(history)
     day_end = start + DAY
     while day_end <= end + DAY:
-        out.append(sum(a.supply * (1.0 if a.stablecoin else (_last_price(by_asset[a.asset], day_end) or 0.0))
+        out.append(sum(a.circulating_supply * (1.0 if a.stablecoin else (_last_price(by_asset[a.asset], day_end) or 0.0))
                        for a in universe))
         day_end += DAY
     return out
@@ -147,10 +147,10 @@ def local_high(parsed: Parsed) -> tuple[float, str]:
     """The highest total cap over event time (running Σ supply x last price), and its UTC date."""
     universe = {a.asset: a for a in load_universe()}
     last: dict[str, float] = {a: 1.0 for a, x in universe.items() if x.stablecoin}
-    total = sum(universe[a].supply for a in last)
+    total = sum(universe[a].circulating_supply for a in last)
     best, best_ts = 0.0, 0
     for t in sorted(parsed.trades, key=lambda t: t.ts):
-        supply = universe[t.base].supply
+        supply = universe[t.base].circulating_supply
         total += supply * (t.price - last.get(t.base, 0.0))
         last[t.base] = t.price
         if len(last) == len(universe) and total > best:

@@ -8,17 +8,19 @@ from itertools import islice
 
 import pytest
 
+from services.ingestor.instruments import load_instruments
 from services.scenario.design import build_design
 from services.scenario.figures import evaluate_all
 from services.scenario.paths import DAY_MINUTES, MINUTE_MS, START_MS
 from services.scenario.source import open_scenario
+from services.scenario.universe import is_ai
 from tests.scenario.batch import Parsed, figures, parse
 
 
 @pytest.fixture(scope="module")
 def week() -> tuple[Parsed, list[str]]:
     """The whole week at a low density with bad input mixed in, parsed by the real adapters."""
-    scenario = open_scenario(density=0.02, seed=11, bad_fraction=0.002, dup_fraction=0.002)
+    scenario = open_scenario(instruments=load_instruments, density=0.02, seed=11, bad_fraction=0.002, dup_fraction=0.002)
     parsed = parse(scenario.frames())
     return parsed, [f.frame for f in scenario.malformed()]
 
@@ -43,7 +45,7 @@ def test_exactly_the_malformed_frames_fail_and_duplicates_are_recognised(week: t
 
 def test_frames_are_in_receipt_order_and_deterministic() -> None:
     def first(seed: int) -> list[tuple[str, str, int]]:
-        frames = open_scenario(density=0.5, seed=seed, start=START_MS, end=START_MS + 30 * MINUTE_MS).frames()
+        frames = open_scenario(instruments=load_instruments, density=0.5, seed=seed, start=START_MS, end=START_MS + 30 * MINUTE_MS).frames()
         return [(f.venue, f.frame, f.ts_recv) for f in islice(frames, 3000)]
 
     a, b, c = first(3), first(3), first(4)
@@ -58,7 +60,7 @@ def test_day_volumes_closes_and_liquidations_do_not_depend_on_density() -> None:
     start = START_MS + day * DAY_MINUTES * MINUTE_MS
 
     def day_totals(density: float) -> tuple[dict[str, float], dict[str, float], float, int]:
-        scenario = open_scenario(density=density, seed=5, start=start, end=start + DAY_MINUTES * MINUTE_MS,
+        scenario = open_scenario(instruments=load_instruments, density=density, seed=5, start=start, end=start + DAY_MINUTES * MINUTE_MS,
                                  bad_fraction=0.0, dup_fraction=0.0)
         parsed = parse(scenario.frames())
         volume: dict[str, float] = defaultdict(float)
@@ -114,11 +116,11 @@ def test_the_processors_oracle_agrees_with_the_batch(week: tuple[Parsed, list[st
 
 def test_design_caps_match_the_article() -> None:
     design = build_design()
-    ai = tuple(a for a in design.assets if a.ai)
+    ai = tuple(a for a in design.assets if is_ai(a))
     assert design.cap(7, ai) == pytest.approx(47.54e9, rel=1e-12)
     assert design.cap(8, ai) == pytest.approx(42.5e9, rel=1e-4)
     assert design.cap(8) == pytest.approx(3.38e12, rel=1e-12)
     assert (design.cap(8) / design.cap(7) - 1) * 100 == pytest.approx(-6.4, abs=1e-9)
-    peak = sum(a.supply * design.peak[a.asset] for a in design.assets) + design.stable_cap
+    peak = sum(a.circulating_supply * design.peak[a.asset] for a in design.assets) + design.stable_cap
     assert peak == pytest.approx(3.695e12, rel=1e-12)
     assert all(design.peak[a.asset] > max(design.closes[a.asset]) for a in design.assets)

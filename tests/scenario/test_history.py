@@ -11,6 +11,7 @@ import pytest
 import talib
 
 from services.common.topics import CANDLE_HISTORY
+from services.ingestor.instruments import load_instruments
 from services.scenario.backfill import history_candles
 from services.scenario.history import TOTAL_PEAK_0120, solve_total_closes
 from services.scenario.source import open_scenario
@@ -38,7 +39,7 @@ def test_smas_and_local_high() -> None:
 
 def test_reference_records_are_schema_valid_closed_candles() -> None:
     schema = json.loads(CANDLE_HISTORY.schema_path.read_text())
-    records = list(open_scenario(density=0.1).reference_records())
+    records = list(open_scenario(instruments=load_instruments, density=0.1).reference_records())
     daily = [v for _, k, v in records if k == "total:1d"]
     hourly = [v for _, k, v in records if k == "total:1h"]
     assert (len(daily), len(hourly)) == (120, 240)

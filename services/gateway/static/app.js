@@ -194,7 +194,8 @@
     var dirty = store.takeDirty();
     var all = !!force;
     renderKpis();
-    if (all || dirty.candles || dirty.indicators) renderCharts();
+    if (all || dirty.candles || dirty.indicators || dirty.backfill) renderCharts();
+    if (all || dirty.reference) renderSource();
     if (all || dirty.sector) renderSectors();
     if (all || dirty.liquidations) renderLiquidations();
     if (all || dirty.alerts) renderAlerts();
@@ -253,7 +254,19 @@
     return store.indicators[Math.max.apply(null, times)];
   }
 
-  var chartState = { cap: null };
+  /* Where the data comes from: the ingestor's source and the reference data's as-of. */
+  function renderSource() {
+    var ingest = store.reference.ingest;
+    var assets = store.reference.assets;
+    setText("data-source", ingest ? ingest.source : "—");
+    byTest("data-source").title = ingest && ingest.description ? ingest.description : "";
+    var asOf = assets && assets.as_of ? String(assets.as_of) : "";
+    if (asOf.length > 10) asOf = asOf.slice(0, 16).replace("T", " ") + " UTC";
+    setText("ref-asof", asOf ? asOf + (assets.source ? " (" + assets.source + ")" : "") : "—");
+  }
+
+  // The chart's view of the whole series: {span, end} (see cpCharts.viewWindow); all of it at first.
+  var chartState = { cap: null, view: { span: null, end: null }, count: 0 };
 
   function renderCharts() {
     var points = store.series();
@@ -263,11 +276,21 @@
     var narrow = width < 560;
     var capH = narrow ? 240 : 320;
     var rsiH = narrow ? 96 : 120;
-    var cap = charts.capChart(points, width, capH);
-    var rsi = charts.rsiChart(points, width, rsiH);
+    var win = charts.viewWindow(chartState.view, points.length);
+    var cap = charts.capChart(points, width, capH, win);
+    var rsi = charts.rsiChart(points, width, rsiH, win);
+    chartState.count = points.length;
     capSvg.setAttribute("viewBox", "0 0 " + width + " " + capH);
     capSvg.setAttribute("height", capH);
     capSvg.setAttribute("data-points", String(cap.layout.points.length));
+    capSvg.setAttribute("data-total", String(points.length));
+    var shown = cap.layout.points;
+    capSvg.setAttribute("data-first", shown.length ? String(shown[0].t) : "");
+    capSvg.setAttribute("data-last", shown.length ? String(shown[shown.length - 1].t) : "");
+    byTest("chart-range").textContent = shown.length ? fmt.day(shown[0].t) + " " +
+      new Date(shown[0].t).getUTCFullYear() + " – " + fmt.day(shown[shown.length - 1].t) + " " +
+      new Date(shown[shown.length - 1].t).getUTCFullYear() + " · " + shown.length + " of " + points.length +
+      " days" : "";
     capSvg.innerHTML = cap.svg;
     rsiSvg.setAttribute("viewBox", "0 0 " + width + " " + rsiH);
     rsiSvg.setAttribute("height", rsiH);
@@ -444,6 +467,47 @@
   });
   byTest("cap-chart").addEventListener("mousemove", tooltipAt);
   byTest("cap-chart").addEventListener("mouseleave", hideTooltip);
+
+  /* Zoom (buttons, mouse wheel around the pointer) and pan (drag) over the whole daily history. */
+  function setView(view) {
+    chartState.view = view;
+    hideTooltip();
+    renderCharts();
+  }
+
+  function pointerFraction(event) {
+    var cap = chartState.cap;
+    var box = byTest("cap-chart").getBoundingClientRect();
+    if (!cap) return 1;
+    return Math.max(0, Math.min(1, (event.clientX - box.left) / cap.layout.plotW));
+  }
+
+  byTest("zoom-in").addEventListener("click", function () {
+    setView(charts.zoom(chartState.view, chartState.count, 0.5, 1));
+  });
+  byTest("zoom-out").addEventListener("click", function () {
+    setView(charts.zoom(chartState.view, chartState.count, 2, 1));
+  });
+  byTest("zoom-all").addEventListener("click", function () {
+    setView({ span: null, end: null });
+  });
+  byTest("cap-chart").addEventListener("wheel", function (event) {
+    event.preventDefault();
+    setView(charts.zoom(chartState.view, chartState.count, event.deltaY < 0 ? 0.8 : 1.25, pointerFraction(event)));
+  }, { passive: false });
+  var drag = null;
+  byTest("cap-chart").addEventListener("pointerdown", function (event) {
+    if (!chartState.cap) return;
+    drag = { x: event.clientX, view: chartState.view, slot: chartState.cap.layout.slot };
+    event.currentTarget.setPointerCapture(event.pointerId);
+  });
+  byTest("cap-chart").addEventListener("pointermove", function (event) {
+    if (!drag) return;
+    setView(charts.pan(drag.view, chartState.count, (event.clientX - drag.x) / drag.slot));
+  });
+  ["pointerup", "pointercancel"].forEach(function (name) {
+    byTest("cap-chart").addEventListener(name, function () { drag = null; });
+  });
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);

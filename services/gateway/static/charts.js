@@ -6,7 +6,6 @@
   var AXIS_W = 62;
   var PAD_TOP = 10;
   var AXIS_H = 22;
-  var MIN_CANDLE_PX = 4;
 
   function esc(text) {
     return String(text).replace(/[&<>"]/g, function (c) {
@@ -34,16 +33,15 @@
     return out;
   }
 
-  /* The visible window: as many recent points as fit at MIN_CANDLE_PX each. */
-  function visible(points, plotW) {
-    var fit = Math.max(10, Math.floor(plotW / MIN_CANDLE_PX));
-    return points.slice(Math.max(0, points.length - fit));
+  /* The points of a view {start, end} (indexes into the whole series; null = everything). */
+  function visible(points, view) {
+    return view ? points.slice(view.start, view.end) : points;
   }
 
-  /* x layout shared by both panels so candles and RSI line up. */
-  function layout(points, width) {
+  /* x layout shared by both panels so candles and RSI line up: the view's points fill the width. */
+  function layout(points, width, view) {
     var plotW = Math.max(50, width - AXIS_W);
-    var shown = visible(points, plotW);
+    var shown = visible(points, view);
     var slot = plotW / Math.max(shown.length, 1);
     return {
       points: shown,
@@ -111,8 +109,8 @@
   }
 
   /* Candles of the total market cap with SMA(50) and SMA(100). */
-  function capChart(points, width, height) {
-    var lay = layout(points, width);
+  function capChart(points, width, height, view) {
+    var lay = layout(points, width, view);
     var plotH = height - PAD_TOP - AXIS_H;
     if (!lay.points.length) {
       return { svg: '<text class="empty" x="' + width / 2 + '" y="' + height / 2 +
@@ -156,8 +154,8 @@
   }
 
   /* RSI(14) with the 30/50/70 guides and the 30–70 band. */
-  function rsiChart(points, width, height) {
-    var lay = layout(points, width);
+  function rsiChart(points, width, height, view) {
+    var lay = layout(points, width, view);
     var plotH = height - PAD_TOP - 8;
     var y = function (v) { return PAD_TOP + (100 - v) / 100 * plotH; };
     var out = [];
@@ -181,5 +179,36 @@
     return { svg: out.join(""), layout: lay };
   }
 
-  root.cpCharts = { capChart: capChart, rsiChart: rsiChart, esc: esc, niceTicks: niceTicks };
+  /* Zoom and pan over a series of n points, pure. A view is {span, end}: how many points are shown
+   * (null = all) and the index after the last one shown (null = follow the newest point). */
+  var MIN_SPAN = 10;
+
+  function viewWindow(view, n) {
+    var span = view.span === null ? n : Math.max(Math.min(MIN_SPAN, n), Math.min(n, view.span));
+    var end = view.end === null ? n : Math.max(span, Math.min(n, view.end));
+    return { start: end - span, end: end };
+  }
+
+  /* Zoom by `factor` (< 1 zooms in) keeping the point at `anchor` (0..1 across the plot) in place. */
+  function zoom(view, n, factor, anchor) {
+    var w = viewWindow(view, n);
+    var span = Math.round((w.end - w.start) * factor);
+    if (span >= n) return { span: null, end: null };
+    span = Math.max(Math.min(MIN_SPAN, n), span);
+    var pivot = w.start + (w.end - w.start) * anchor;
+    var end = Math.round(pivot + span * (1 - anchor));
+    end = Math.max(span, Math.min(n, end));
+    return { span: span, end: end >= n ? null : end };
+  }
+
+  /* Move the view by `points` (positive = towards older points). */
+  function pan(view, n, points) {
+    var w = viewWindow(view, n);
+    if (w.end - w.start >= n) return view;
+    var end = Math.max(w.end - w.start, Math.min(n, w.end - Math.round(points)));
+    return { span: w.end - w.start, end: end >= n ? null : end };
+  }
+
+  root.cpCharts = { capChart: capChart, rsiChart: rsiChart, esc: esc, niceTicks: niceTicks,
+    viewWindow: viewWindow, zoom: zoom, pan: pan };
 })(typeof window !== "undefined" ? window : this);

@@ -1,8 +1,9 @@
 /* cryptopulse dashboard: the client-side state, fed by gateway messages (pure: no DOM, no socket).
  *
- * Resume rules (docs/protocol.md): the store remembers the last seq per channel and builds the
- * subscribe requests with `since`; a snapshot/update whose seq is not newer than the last one seen
- * is a duplicate and is ignored; a snapshot with "recovered": false replaces the channel's state.
+ * Resume rules (docs/protocol.md): the store remembers the last seq and stream epoch per channel and
+ * builds the subscribe requests with `since: {seq, epoch}`; a snapshot/update whose seq is not newer
+ * than the last one seen is a duplicate and is ignored; a snapshot with "recovered": false, or a
+ * message of another epoch (a reset stream), replaces the channel's state.
  * Chart series are keyed by open_time, so a replayed or re-sent point replaces, never duplicates.
  */
 (function (root) {
@@ -23,11 +24,13 @@
   /* What the page subscribes to; one request (or more, for long `since` maps) per group. */
   var GROUPS = [
     { channels: ["candles:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
+    // the backfilled daily closes the processor seeded its indicators with: the chart's older history
+    { channels: ["backfill:total:1d"], history: CHART_HISTORY, resumeHistory: 0 },
     { channels: ["indicators:total:1d"], history: CHART_HISTORY, resumeHistory: CHART_RESUME_HISTORY },
     { channels: ["alerts:*"], history: ALERT_HISTORY, resumeHistory: 0 },
     {
       channels: ["sector:*", "liquidations:1h:all", "liquidations:4h:all", "liquidations:12h:all",
-        "liquidations:24h:*"],
+        "liquidations:24h:*", "reference:assets", "reference:ingest"],
       history: 0,
       resumeHistory: 0,
     },
@@ -46,10 +49,13 @@
 
   Store.prototype.reset = function () {
     this.seq = {};            // channel -> last seq applied
+    this.epoch = {};          // channel -> stream epoch of that seq (another epoch = a reset stream)
     this.sectors = {};        // sector id -> sector-cap value
     this.liquidations = {};   // "window:scope" -> liquidation-totals value
     this.candles = {};        // open_time -> candle value (total cap, 1d)
     this.indicators = {};     // open_time -> indicators value (total cap, 1d)
+    this.backfill = {};       // open_time -> backfilled closed candle (total cap, 1d), before the live ones
+    this.reference = {};      // status kind ("assets", "ingest") -> reference-status value
     this.alerts = {};         // alert id -> alert value
     this.lastEventTs = null;  // newest event time seen in any value
     this.version = 0;         // bumps on every applied change (render trigger)
@@ -67,7 +73,8 @@
       var known = 0;
       Object.keys(self.seq).forEach(function (channel) {
         if (group.channels.some(function (p) { return matches(p, channel); })) {
-          since[channel] = self.seq[channel];
+          var epoch = self.epoch[channel];
+          since[channel] = epoch === undefined ? self.seq[channel] : { seq: self.seq[channel], epoch: epoch };
           known += 1;
         }
       });
@@ -87,7 +94,7 @@
         requests.push(request);
       };
       Object.keys(since).forEach(function (channel) {
-        var entry = channel.length + 16;
+        var entry = JSON.stringify(since[channel]).length + channel.length + 4;
         if (size + entry > MAX_FRAME_CHARS && size > 0) {
           flush();
           chunk = {};
@@ -121,7 +128,16 @@
     if (typeof channel !== "string" || !data || typeof data !== "object") return null;
     var last = this.seq[channel];
     var outcome = null;
-    if (type === "snapshot" && message.recovered === false) {
+    var epoch = typeof message.epoch === "string" ? message.epoch : undefined;
+    if (epoch !== undefined && this.epoch[channel] !== undefined && epoch !== this.epoch[channel]) {
+      // The channel's stream was reset (e.g. the broker restarted empty): seqs start over, and what
+      // we hold for it is gone from the gateway. Start the channel anew (charts refill their history).
+      this.resets += 1;
+      this.clearChannel(channel);
+      delete this.seq[channel];
+      last = undefined;
+      outcome = "refill";
+    } else if (type === "snapshot" && message.recovered === false) {
       this.resets += 1;
       this.clearChannel(channel);
       outcome = "refill";
@@ -132,9 +148,12 @@
     if (type !== "history" && (last === undefined || message.seq > last || outcome)) {
       this.seq[channel] = message.seq;
     }
+    if (epoch !== undefined) this.epoch[channel] = epoch;
     this.applyValue(channel, data);
     this.dirty[channel.slice(0, channel.indexOf(":"))] = true;
-    if (typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
+    var family = channel.slice(0, channel.indexOf(":"));
+    var eventTime = family !== "reference" && family !== "backfill";  // their ts is not market time
+    if (eventTime && typeof data.ts === "number" && (this.lastEventTs === null || data.ts > this.lastEventTs)) {
       this.lastEventTs = data.ts;
     }
     this.version += 1;
@@ -151,6 +170,7 @@
   Store.prototype.clearChannel = function (channel) {
     var family = channel.split(":", 1)[0];
     if (family === "candles") this.candles = {};
+    else if (family === "backfill") this.backfill = {};
     else if (family === "indicators") this.indicators = {};
     else if (family === "alerts") {
       var kind = channel.slice("alerts:".length);
@@ -180,6 +200,10 @@
       keepNewer(this.candles, data.open_time, data);
     } else if (family === "indicators" && typeof data.open_time === "number") {
       keepNewer(this.indicators, data.open_time, data);
+    } else if (family === "backfill" && typeof data.open_time === "number" && data.closed === true) {
+      keepNewer(this.backfill, data.open_time, data);
+    } else if (family === "reference") {
+      this.reference[data.kind || key] = data;
     } else if (family === "alerts") {
       var id = data.id || channel + "@" + data.ts;
       this.alerts[id] = data;
@@ -195,14 +219,16 @@
     ids.slice(0, ids.length - MAX_ALERTS).forEach(function (id) { delete alerts[id]; });
   };
 
-  /* Chart points, oldest first, one per open_time (candle and indicators merged). */
+  /* Chart points, oldest first, one per open_time: the live candle (else the backfilled one) merged
+   * with its indicators; backfilled days before the first live one have no indicator values. */
   Store.prototype.series = function () {
     var times = {};
+    Object.keys(this.backfill).forEach(function (t) { times[t] = true; });
     Object.keys(this.candles).forEach(function (t) { times[t] = true; });
     Object.keys(this.indicators).forEach(function (t) { times[t] = true; });
     var self = this;
     return Object.keys(times).map(Number).sort(function (a, b) { return a - b; }).map(function (t) {
-      var c = self.candles[t];
+      var c = self.candles[t] || self.backfill[t];
       var i = self.indicators[t];
       var close = c ? c.close : i.close;
       return {

@@ -18,7 +18,7 @@ computed by :class:`Instrument` for linear, inverse and quanto contracts alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from services.common.events import Liquidation, Market, Trade
 
@@ -35,9 +35,6 @@ OVERSIZED = "oversized"
 ADAPTER_ERROR = "adapter_error"   # no adapter for the frame's venue, or an adapter raised something else
 REASON_CLASSES = (INVALID_JSON, UNKNOWN_EVENT, BAD_FIELD, BAD_VALUE, UNKNOWN_INSTRUMENT, OVERSIZED, ADAPTER_ERROR)
 
-# Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
-USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
-
 
 class FrameError(ValueError):
     """A frame that cannot be used. ``reason_class`` is one of :data:`REASON_CLASSES`;
@@ -46,6 +43,32 @@ class FrameError(ValueError):
     def __init__(self, reason_class: str, message: str) -> None:
         super().__init__(message)
         self.reason_class = reason_class
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """One unusable row of a multi-row frame: dead-lettered on its own while the frame's good rows
+    are published. ``raw`` is the frame with its rows cut down to this one (the venue's own format,
+    so a dead letter can be replayed through the adapter once the cause is fixed)."""
+
+    index: int
+    reason_class: str
+    message: str
+    raw: str
+
+
+class Parsed:
+    """What one frame yields: its events, its bad rows, and for venues that aggregate fills under
+    one id (OKX ``count``) how many sequential trade ids an event covers (event index -> count,
+    only when > 1), so gap detection does not mistake the covered ids for missing trades.
+    (A plain slotted class: one is made per frame on the hot path.)"""
+
+    __slots__ = ("events", "rejected", "spans")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.rejected: list[RowError] = []
+        self.spans: dict[int, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +109,7 @@ class Instrument:
         return venue_size * self.contract_size
 
     def notional_usd(self, venue_size: float, price: float) -> float:
-        """USD value of ``venue_size`` at ``price`` (quotes in :data:`USD_QUOTES` count as 1 USD)."""
+        """USD value of ``venue_size`` at ``price`` (quotes in ``common.events.USD_QUOTES`` count as 1 USD)."""
         if self.kind == "inverse":
             return venue_size * self.contract_size
         return self.base_size(venue_size, price) * price
@@ -132,9 +155,29 @@ class Venue(Protocol):
     frame counts as activity of every stream of its connection.
     """
 
-    id: str                      # stable id used in events, metrics and dead letters (e.g. "binance-usdm")
-    rules: ConnectionRules
-    sequential_trade_ids: bool   # gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)
+    @property
+    def id(self) -> str:
+        """Stable id used in events, metrics and dead letters (e.g. ``binance-usdm``)."""
+        ...
+
+    @property
+    def rules(self) -> ConnectionRules:
+        """The websocket endpoint (``rules.url``) and the connection rules."""
+        ...
+
+    @property
+    def sequential_trade_ids(self) -> bool:
+        """Gap detection applies (Binance aggTrade ``a``, OKX ``tradeId``)."""
+        ...
+
+    @property
+    def rest_instrument_urls(self) -> tuple[str, ...]:
+        """The public REST instrument endpoints of the live refresh (empty: snapshot only)."""
+        ...
+
+    def parse_rest_instruments(self, body: Any) -> list[Instrument]:
+        """The instruments of one (decoded JSON) response of ``rest_instrument_urls``; pure."""
+        ...
 
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         """The exact text frames to send after connecting (or the empty list when the URL itself
@@ -145,10 +188,14 @@ class Venue(Protocol):
         """The websocket URL for this subscription (usually ``rules.url``)."""
         ...
 
-    def parse(self, frame: str, ts_recv: int) -> list[Event]:
-        """Canonical events of one text frame; ``[]`` for acks, pongs and other control frames.
+    def parse_frame(self, frame: str, ts_recv: int) -> Parsed:
+        """Events and bad rows of one text frame (no events and no rows for acks, pongs and other
+        control frames). Raises :class:`FrameError` (never another exception) when the frame as a
+        whole is unusable: invalid JSON, unknown event type, a broken envelope; a bad row of a
+        multi-row frame (missing/mistyped fields, NaN/inf/<= 0 prices or sizes, unknown
+        instruments) is a :class:`RowError` and the other rows still count."""
+        ...
 
-        Raises :class:`FrameError` for anything unusable (never another exception): invalid JSON,
-        unknown event type, missing/mistyped fields, NaN/inf/<= 0 prices or sizes, unknown instruments.
-        """
+    def parse(self, frame: str, ts_recv: int) -> list[Event]:
+        """Strict form of :meth:`parse_frame`: the events, or the first bad row's :class:`FrameError`."""
         ...

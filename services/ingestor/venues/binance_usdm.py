@@ -20,13 +20,15 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.events import PositionSide, TakerSide
+from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     BAD_FIELD,
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
+    Instrument,
+    Parsed,
     Subscription,
 )
 from services.ingestor.venues.common import CONTROL, Adapter, epoch_ms, obj, sequence_id
@@ -58,6 +60,21 @@ class BinanceUsdm(Adapter):
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
     channel_markers = (("@aggTrade", "trades"), ("forceOrder", "liquidations"), ('"result"', CONTROL))
+    rest_instrument_urls = ("https://fapi.binance.com/fapi/v1/exchangeInfo",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /fapi/v1/exchangeInfo``: perpetuals and dated futures in ``TRADING``."""
+        out: list[Instrument] = []
+        for item in body.get("symbols", []) if isinstance(body, dict) else []:
+            contract = item.get("contractType")
+            if item.get("status") != "TRADING" or contract not in ("PERPETUAL", "CURRENT_QUARTER", "NEXT_QUARTER"):
+                continue
+            market = "perp" if contract == "PERPETUAL" else "future"
+            expiry = int(item.get("deliveryDate", 0)) if market == "future" else None
+            out.append(make_instrument(VENUE_ID, item["symbol"], item["baseAsset"], item["quoteAsset"], market,
+                                       "linear", expiry_ms=expiry))
+        return out
 
     @staticmethod
     def streams(subscription: Subscription) -> list[str]:
@@ -73,7 +90,7 @@ class BinanceUsdm(Adapter):
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         return []   # the combined-stream URL selects the streams
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         if message.__class__ is not dict:
             raise FrameError(UNKNOWN_EVENT, f"expected a JSON object, got {type(message).__name__}")
         data = obj(message.get("data"), "data") if "stream" in message else message
@@ -83,8 +100,9 @@ class BinanceUsdm(Adapter):
             side = TAKER.get(maker) if maker.__class__ is bool else None
             if side is None:
                 raise FrameError(BAD_FIELD, "m (buyer is maker) missing or not a boolean")
-            return [self.trade(data.get("s"), side, data.get("p"), data.get("q"),
-                               sequence_id(data, "a"), epoch_ms(data.get("T"), "T"), ts_recv)]
+            out.events.append(self.trade(data.get("s"), side, data.get("p"), data.get("q"),
+                                         sequence_id(data, "a"), epoch_ms(data.get("T"), "T"), ts_recv))
+            return
         if kind == "forceOrder":
             order = obj(data.get("o"), "o (order)")
             raw_side = order.get("S")
@@ -93,10 +111,11 @@ class BinanceUsdm(Adapter):
                 raise FrameError(BAD_FIELD, f"S must be SELL or BUY, got {str(order.get('S'))[:20]!r}")
             ts = epoch_ms(order.get("T"), "T")
             symbol, filled = order.get("s"), order.get("z")
-            return [self.liquidation(symbol, liquidated, _filled_average(order), filled,
-                                     f"{symbol}:{ts}:{raw_side}:{filled}", ts, ts_recv)]
+            out.events.append(self.liquidation(symbol, liquidated, _filled_average(order), filled,
+                                               f"{symbol}:{ts}:{raw_side}:{filled}", ts, ts_recv))
+            return
         if kind is None and "result" in data and "id" in data:
-            return []   # reply to SUBSCRIBE / LIST_SUBSCRIPTIONS
+            return   # reply to SUBSCRIBE / LIST_SUBSCRIPTIONS
         raise FrameError(UNKNOWN_EVENT, f"unknown event type {str(kind)[:40]!r}")
 
 

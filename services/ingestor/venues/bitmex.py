@@ -25,19 +25,19 @@ from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
     Instrument,
+    Parsed,
     Subscription,
 )
 from services.ingestor.venues.common import (
     Adapter,
     choice,
     iso_ms,
-    items,
     liquidation_symbols,
     obj,
+    one_row,
     op_subscribe,
     text,
 )
@@ -103,37 +103,37 @@ class Bitmex(Adapter):
             args.append("liquidation")          # every instrument
         return op_subscribe(args, ARGS_PER_REQUEST)
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         msg = obj(message, "frame")
         table = msg.get("table")
         if table is None:
             if "error" in msg:
                 raise FrameError(UNKNOWN_EVENT, f"error reply: {str(msg['error'])[:80]}")
             if "info" in msg or "success" in msg or "subscribe" in msg:
-                return []
+                return
             raise FrameError(UNKNOWN_EVENT, "frame without table")
         action = msg.get("action")
         if action not in _ACTIONS:
             raise FrameError(UNKNOWN_EVENT, f"unknown action {str(action)[:20]!r}")
         if table == "trade":
-            if action != "insert":
-                return []
-            return [self._trade(row, ts_recv) for row in items(msg.get("data"), "data")]
-        if table == "liquidation":
-            if action != "insert":
-                return []
-            return [self._liquidation(obj(row, "data[]"), ts_recv) for row in items(msg.get("data"), "data")]
-        raise FrameError(UNKNOWN_EVENT, f"unknown table {str(table)[:40]!r}")
+            if action == "insert":
+                self.rows(out, msg.get("data"), "data", self._trade, ts_recv, one_row(msg, "data"))
+        elif table == "liquidation":
+            if action == "insert":
+                self.rows(out, msg.get("data"), "data", self._liquidation, ts_recv, one_row(msg, "data"))
+        else:
+            raise FrameError(UNKNOWN_EVENT, f"unknown table {str(table)[:40]!r}")
 
-    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+    def _trade(self, d: dict[str, Any], ts_recv: int, out: Parsed) -> None:
         side = d.get("side")
-        return self.trade(d.get("symbol"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
-                          d.get("price"), d.get("size"), text(d, "trdMatchID"),
-                          iso_ms(d.get("timestamp"), "timestamp"), ts_recv)
+        out.events.append(self.trade(d.get("symbol"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
+                                     d.get("price"), d.get("size"), text(d, "trdMatchID"),
+                                     iso_ms(d.get("timestamp"), "timestamp"), ts_recv))
 
-    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
-        return self.liquidation(d.get("symbol"), choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
-                                d.get("price"), d.get("leavesQty"), text(d, "orderID"), ts_recv, ts_recv)
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
+        d = obj(d, "data[]")
+        out.events.append(self.liquidation(d.get("symbol"), choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
+                                           d.get("price"), d.get("leavesQty"), text(d, "orderID"), ts_recv, ts_recv))
 
 
 VENUE = Bitmex()

@@ -12,28 +12,32 @@
 - ``allLiquidation``: ``data`` entries ``{T, s, S, v, p}``; ``S`` is the **position** side —
   Bybit: "When you receive a ``Buy`` update, this means that a long position has been liquidated"
   — so ``Buy`` → ``long``, ``Sell`` → ``short``. ``p`` is the bankruptcy price. There is no id:
-  the liquidation id is ``symbol:T:S:v:p``.
+  the liquidation id is ``symbol:T:S:v:p``, plus ``:n`` for the n-th repeat of an identical row
+  within one push (two identical rows are two liquidations).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
+    Instrument,
+    Parsed,
     Subscription,
 )
 from services.ingestor.venues.common import (
     Adapter,
     choice,
     epoch_ms,
-    items,
     liquidation_symbols,
+    number_repeats,
     obj,
+    one_row,
     op_subscribe,
     text,
 )
@@ -56,38 +60,58 @@ class Bybit(Adapter):
         stale_after_seconds={"trades": 60.0, "liquidations": 3600.0},
     )
 
+    rest_instrument_urls = ("https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",)
+
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """``GET /v5/market/instruments-info?category=linear``: linear perpetuals and futures trading."""
+        out: list[Instrument] = []
+        for item in body.get("result", {}).get("list", []) if isinstance(body, dict) else []:
+            contract = item.get("contractType")
+            if item.get("status") != "Trading" or contract not in ("LinearPerpetual", "LinearFutures"):
+                continue
+            market = "perp" if contract == "LinearPerpetual" else "future"
+            expiry = int(item.get("deliveryTime") or 0) if market == "future" else None
+            out.append(make_instrument("bybit", item["symbol"], item["baseCoin"], item["quoteCoin"], market, "linear",
+                                       expiry_ms=expiry))
+        return out
+
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         topics = [f"publicTrade.{symbol}" for symbol in subscription.trades]
         # Bybit has no all-market liquidation topic: one per symbol
         topics += [f"allLiquidation.{symbol}" for symbol in liquidation_symbols(subscription, self.instruments)]
         return op_subscribe(topics, ARGS_PER_REQUEST)
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         msg = obj(message, "frame")
         topic = msg.get("topic")
         if topic.__class__ is not str:
             if "op" in msg or "success" in msg:
                 if msg.get("success") is False:
                     raise FrameError(UNKNOWN_EVENT, f"request rejected: {str(msg.get('ret_msg'))[:80]}")
-                return []        # subscribe ack or pong
+                return        # subscribe ack or pong
             raise FrameError(UNKNOWN_EVENT, "frame without topic")
         if topic.startswith("publicTrade."):
-            return [self._trade(entry, ts_recv) for entry in items(msg.get("data"), "data")]
-        if topic.startswith("allLiquidation."):
-            return [self._liquidation(obj(entry, "data[]"), ts_recv) for entry in items(msg.get("data"), "data")]
-        raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
+            self.rows(out, msg.get("data"), "data", self._trade, ts_recv, one_row(msg, "data"))
+        elif topic.startswith("allLiquidation."):
+            start = len(out.events)
+            self.rows(out, msg.get("data"), "data", self._liquidation, ts_recv, one_row(msg, "data"))
+            number_repeats(out.events, start)
+        else:
+            raise FrameError(UNKNOWN_EVENT, f"unknown topic {topic[:40]!r}")
 
-    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+    def _trade(self, d: dict[str, Any], ts_recv: int, out: Parsed) -> None:
         side = d.get("S")
-        return self.trade(d.get("s"), TAKER.get(side) or choice(side, TAKER, "S"),  # type: ignore[arg-type]
-                          d.get("p"), d.get("v"), text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv)
+        out.events.append(self.trade(d.get("s"), TAKER.get(side) or choice(side, TAKER, "S"),  # type: ignore[arg-type]
+                                     d.get("p"), d.get("v"), text(d, "i"), epoch_ms(d.get("T"), "T"), ts_recv))
 
-    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
+        d = obj(d, "data[]")
         side = choice(d.get("S"), POSITION, "S")
         ts = epoch_ms(d.get("T"), "T")
         symbol, size, price = d.get("s"), d.get("v"), d.get("p")
-        return self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
-                                f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv)
+        out.events.append(self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
+                                           f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv))
 
 
 VENUE = Bybit()

@@ -22,10 +22,10 @@ from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
     Instrument,
+    Parsed,
     Subscription,
 )
 from services.ingestor.venues.common import Adapter, choice, iso_ms, obj, sequence_id
@@ -67,17 +67,18 @@ class Coinbase(Adapter):
         return [orjson.dumps({"type": "subscribe", "product_ids": list(subscription.trades),
                               "channels": ["matches"]}).decode()]
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         msg = obj(message, "frame")
         kind = msg.get("type")
         if kind in _MATCHES:
             maker = msg.get("side")
-            return [self.trade(msg.get("product_id"),
+            out.events.append(self.trade(msg.get("product_id"),
                                TAKER_FROM_MAKER.get(maker) or choice(maker, TAKER_FROM_MAKER, "side"),  # type: ignore[arg-type]
                                msg.get("price"), msg.get("size"), sequence_id(msg, "trade_id"),
-                               iso_ms(msg.get("time"), "time"), ts_recv)]
+                               iso_ms(msg.get("time"), "time"), ts_recv))
+            return
         if kind in _CONTROL:
-            return []
+            return
         if kind == "error":
             raise FrameError(UNKNOWN_EVENT, f"error: {str(msg.get('message'))[:60]} {str(msg.get('reason'))[:60]}")
         raise FrameError(UNKNOWN_EVENT, f"unknown type {str(kind)[:40]!r}")

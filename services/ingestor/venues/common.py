@@ -8,6 +8,9 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 - :func:`nonzero` — the same for signed sizes (Gate) where the sign carries the side;
 - :func:`epoch_ms` / :func:`iso_ms` — timestamps as epoch milliseconds;
 - :func:`text`, :func:`obj`, :func:`items` — required strings, objects and arrays;
+- :meth:`Adapter.rows` — the rows of a multi-row frame one by one: a bad row becomes a
+  :class:`~base.RowError` (dead-lettered alone, as a one-row frame of the venue's format) and the
+  frame's other rows still count;
 - :class:`Adapter` — ``parse`` skeleton: size limit, orjson decoding, control frames, and a last
   guard that turns any unexpected type error into a ``bad_field`` :class:`FrameError`, so ``parse``
   never raises anything else whatever the input (hot loops rely on it: a trade row that is not an
@@ -18,7 +21,7 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -36,6 +39,8 @@ from services.ingestor.venues.base import (
     Event,
     FrameError,
     Instrument,
+    Parsed,
+    RowError,
     Subscription,
 )
 
@@ -53,6 +58,7 @@ _SHAPE_ERRORS = (TypeError, KeyError, IndexError, AttributeError, ValueError, Ov
 
 
 _Spec = tuple[Instrument, float, float, bool]    # instrument, price_scale, contract_size, inverse
+RowHandler = Callable[[Any, int, Parsed], None]   # (row, ts_recv, out): appends the row's events to out
 
 
 def _clip(value: Any) -> str:
@@ -201,6 +207,31 @@ def choice(value: Any, mapping: Mapping[str, str], name: str) -> str:
     return result
 
 
+def _dump_row(tree: Any) -> str:
+    try:
+        return orjson.dumps(tree).decode()
+    except (orjson.JSONEncodeError, TypeError):     # e.g. an integer beyond 64 bits
+        return repr(tree)[:MAX_FRAME_CHARS]
+
+
+def one_row(message: dict[str, Any], key: str) -> Callable[[Any], Any]:
+    """``row -> message`` with its array ``key`` holding only ``row`` (a bad row's dead letter)."""
+    return lambda row: {**message, key: [row]}
+
+
+def number_repeats(events: list[Event], start: int) -> None:
+    """Ids of liquidation rows that carry none are built from their content; identical rows in one
+    push are distinct liquidations, so the n-th repeat (n >= 1) of an id among ``events[start:]``
+    gets the suffix ``:n``. The ids depend only on the frame: a redelivered frame gets the same."""
+    seen: dict[str, int] = {}
+    for event in events[start:]:
+        if isinstance(event, Liquidation):
+            repeat = seen.get(event.id, 0)
+            seen[event.id] = repeat + 1
+            if repeat:
+                event.id = f"{event.id}:{repeat}"
+
+
 def liquidation_symbols(subscription: Subscription, instruments: Mapping[str, Instrument]) -> tuple[str, ...]:
     """The symbols whose liquidations to stream on venues that subscribe them per symbol: the
     explicit ones, else (``all_liquidations``) every listed instrument of the venue's table — all
@@ -235,6 +266,7 @@ class Adapter:
     control_frames: ClassVar[frozenset[str]] = frozenset()
     channel_markers: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     max_frame_chars: ClassVar[int] = MAX_FRAME_CHARS
+    rest_instrument_urls: ClassVar[tuple[str, ...]] = ()     # the live refresh's endpoints (none: snapshot only)
 
     def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
         self._fixed = instruments
@@ -248,6 +280,11 @@ class Adapter:
     def connect_url(self, subscription: Subscription) -> str:
         return self.rules.url
 
+    @staticmethod
+    def parse_rest_instruments(body: Any) -> list[Instrument]:
+        """The instruments of one response body of :attr:`rest_instrument_urls` (pure)."""
+        return []
+
     def channel_of(self, frame: str) -> str | None:
         """The stream a raw frame belongs to, for the runtime's per-stream staleness clocks:
         ``trades`` / ``liquidations``; None when it feeds every stream (Deribit's trades carry the
@@ -260,30 +297,72 @@ class Adapter:
     def subscribe_frames(self, subscription: Subscription) -> list[str]:
         raise NotImplementedError
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
+        """Append the events (and bad rows) of the decoded ``message`` to ``out``."""
         raise NotImplementedError
 
-    def parse(self, frame: str | bytes, ts_recv: int) -> list[Event]:
+    def parse_frame(self, frame: str | bytes, ts_recv: int) -> Parsed:
         length = len(frame)
         if length > self.max_frame_chars:
             raise FrameError(OVERSIZED, f"frame of {length} characters exceeds {self.max_frame_chars}")
+        out = Parsed()
         if length <= _CONTROL_MAX_CHARS and frame in self.control_frames:
-            return []
-        try:
-            message = orjson.loads(frame)
-        except _JSON_ERROR:
-            raise FrameError(INVALID_JSON, "frame is not valid JSON") from None
+            return out
+        message = self.decode(frame)
         table = self.instruments
         if table is not self._specs_of:    # first frame, or the registry refreshed the venue's table
             self._specs = {symbol: (inst, inst.price_scale, inst.contract_size, inst.kind == "inverse")
                            for symbol, inst in table.items()}
             self._specs_of = table
         try:
-            return self.events(message, ts_recv)
+            self.events(message, ts_recv, out)
         except FrameError:
             raise
         except _SHAPE_ERRORS as exc:   # a shape no explicit check anticipated: still a clean dead letter
             raise FrameError(BAD_FIELD, f"unexpected frame shape ({type(exc).__name__}: {str(exc)[:80]})") from None
+        return out
+
+    def parse(self, frame: str | bytes, ts_recv: int) -> list[Event]:
+        parsed = self.parse_frame(frame, ts_recv)
+        if parsed.rejected:
+            first = parsed.rejected[0]
+            raise FrameError(first.reason_class, first.message)
+        return parsed.events
+
+    def decode(self, frame: str | bytes) -> Any:
+        """The frame's JSON (venues with binary or compressed frames override this)."""
+        try:
+            return orjson.loads(frame)
+        except _JSON_ERROR:
+            raise FrameError(INVALID_JSON, "frame is not valid JSON") from None
+
+    @staticmethod
+    def rows(out: Parsed, rows: Any, name: str, handle: RowHandler, ts_recv: int,
+             one_row_frame: Callable[[Any], Any]) -> None:
+        """``handle`` every entry of the array ``rows`` (``name`` in messages); a row that raises is
+        rolled back and recorded in ``out.rejected`` with ``one_row_frame(row)`` as its raw frame."""
+        data, events = items(rows, name), out.events
+        start = len(events)
+        try:                          # fast path: every row is good
+            for row in data:
+                handle(row, ts_recv, out)
+            return
+        except _SHAPE_ERRORS:         # FrameError is a ValueError: judge the rows one by one
+            del events[start:]
+            for stale in [at for at in out.spans if at >= start]:
+                del out.spans[stale]
+        for index, row in enumerate(data):
+            mark = len(events)
+            try:
+                handle(row, ts_recv, out)
+            except _SHAPE_ERRORS as exc:
+                del events[mark:]
+                for stale in [at for at in out.spans if at >= mark]:
+                    del out.spans[stale]
+                reason = exc.reason_class if isinstance(exc, FrameError) else BAD_FIELD
+                message = str(exc) if isinstance(exc, FrameError) else \
+                    f"unexpected row shape ({type(exc).__name__}: {str(exc)[:80]})"
+                out.rejected.append(RowError(index, reason, message, _dump_row(one_row_frame(row))))
 
     def instrument(self, symbol: Any) -> Instrument:
         inst = self.instruments.get(symbol) if symbol.__class__ is str else None

@@ -26,13 +26,13 @@ from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
     Instrument,
+    Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, items, obj
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, obj
 
 TAKER = {"buy": "buy", "sell": "sell"}
 TAKER_CLOSED = {"buy": "short", "sell": "long"}    # a liquidated taker's order closes its position
@@ -84,7 +84,7 @@ class Deribit(Adapter):
         return [orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe",
                               "params": {"channels": channels}}).decode()]
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         msg = obj(message, "frame")
         method = msg.get("method")
         if method == "subscription":
@@ -92,19 +92,19 @@ class Deribit(Adapter):
             channel = params.get("channel")
             if channel.__class__ is not str or not channel.startswith("trades."):
                 raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
-            out: list[Event] = []
-            for entry in items(params.get("data"), "data"):
-                self._trade(entry, ts_recv, out)
-            return out
+            self.rows(out, params.get("data"), "data", self._trade, ts_recv,
+                      lambda row: {**msg, "params": {**params, "data": [row]}})
+            return
         if method == "heartbeat":
-            return []
+            return
         if "error" in msg:
             raise FrameError(UNKNOWN_EVENT, f"error reply: {str(msg['error'])[:80]}")
         if "result" in msg and "id" in msg:
-            return []
+            return
         raise FrameError(UNKNOWN_EVENT, f"unknown method {str(method)[:40]!r}")
 
-    def _trade(self, d: dict[str, Any], ts_recv: int, out: list[Event]) -> None:
+    def _trade(self, d: dict[str, Any], ts_recv: int, parsed: Parsed) -> None:
+        out = parsed.events
         symbol, price, amount = d.get("instrument_name"), d.get("price"), d.get("amount")
         direction = d.get("direction")
         side: str = TAKER.get(direction) or choice(direction, TAKER, "direction")  # type: ignore[arg-type]

@@ -9,7 +9,8 @@
 - ``futures.trades`` ``result`` rows ``{id, create_time, create_time_ms, price, size, contract,
   is_internal?}``: ``size`` is a **signed** number of contracts, negative = the taker sold; × the
   contract's ``quanto_multiplier`` (``contract_size``) = base units. Rows with ``is_internal``
-  true (insurance-fund/ADL takeovers, not market trades) are skipped.
+  true (insurance-fund/ADL takeovers, not market trades) are skipped. Older payloads carry only
+  ``create_time`` (epoch seconds): without ``create_time_ms`` the event time is that second.
 - ``futures.public_liquidates`` rows ``{contract, price, size, time_ms}`` (at most one per contract
   per second): ``size`` is the signed size of the liquidation **order**: positive = a forced buy,
   which closes a **short**; negative = a forced sell, which closes a **long**.
@@ -26,13 +27,22 @@ from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
-    Event,
     FrameError,
     Heartbeat,
     Instrument,
+    Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, epoch_ms, ident, items, liquidation_symbols, nonzero, obj
+from services.ingestor.venues.common import (
+    Adapter,
+    epoch_ms,
+    ident,
+    liquidation_symbols,
+    nonzero,
+    obj,
+    one_row,
+    seconds_ms,
+)
 
 TRADES = "futures.trades"
 LIQUIDATIONS = "futures.public_liquidates"
@@ -80,35 +90,39 @@ class Gate(Adapter):
             frames.append({"time": now, "channel": LIQUIDATIONS, "event": "subscribe", "payload": contracts})
         return [orjson.dumps(frame).decode() for frame in frames]
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
         msg = obj(message, "frame")
         channel = msg.get("channel")
         event = msg.get("event")
         if msg.get("error") is not None:
             raise FrameError(UNKNOWN_EVENT, f"error reply on {str(channel)[:40]}: {str(msg['error'])[:80]}")
         if channel in _CONTROL_CHANNELS or event in _CONTROL_EVENTS:
-            return []
+            return
         if event != "update":
             raise FrameError(UNKNOWN_EVENT, f"unknown event {str(event)[:20]!r} on {str(channel)[:40]}")
-        rows = items(msg.get("result"), "result")
         if channel == TRADES:
-            return [self._trade(row, ts_recv) for row in rows
-                    if row.__class__ is not dict or row.get("is_internal") is not True]
-        if channel == LIQUIDATIONS:
-            return [self._liquidation(obj(row, "result[]"), ts_recv) for row in rows]
-        raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
+            self.rows(out, msg.get("result"), "result", self._trade, ts_recv, one_row(msg, "result"))
+        elif channel == LIQUIDATIONS:
+            self.rows(out, msg.get("result"), "result", self._liquidation, ts_recv, one_row(msg, "result"))
+        else:
+            raise FrameError(UNKNOWN_EVENT, f"unknown channel {str(channel)[:40]!r}")
 
-    def _trade(self, d: dict[str, Any], ts_recv: int) -> Event:
+    def _trade(self, d: dict[str, Any], ts_recv: int, out: Parsed) -> None:
+        if d.get("is_internal") is True:
+            return
         size = nonzero(d.get("size"), "size")
-        return self.trade(d.get("contract"), "sell" if size < 0 else "buy", d.get("price"), abs(size),
-                          ident(d, "id"), epoch_ms(d.get("create_time_ms"), "create_time_ms"), ts_recv)
+        ms = d.get("create_time_ms")
+        ts = epoch_ms(ms, "create_time_ms") if ms is not None else seconds_ms(d.get("create_time"), "create_time")
+        out.events.append(self.trade(d.get("contract"), "sell" if size < 0 else "buy", d.get("price"), abs(size),
+                                     ident(d, "id"), ts, ts_recv))
 
-    def _liquidation(self, d: dict[str, Any], ts_recv: int) -> Event:
+    def _liquidation(self, d: Any, ts_recv: int, out: Parsed) -> None:
+        d = obj(d, "result[]")
         symbol, raw_size, price = d.get("contract"), d.get("size"), d.get("price")
         size = nonzero(raw_size, "size")
         ts = epoch_ms(d.get("time_ms"), "time_ms")
-        return self.liquidation(symbol, "short" if size > 0 else "long", price, abs(size),
-                                f"{symbol}:{ts}:{raw_size}:{price}", ts, ts_recv)
+        out.events.append(self.liquidation(symbol, "short" if size > 0 else "long", price, abs(size),
+                                           f"{symbol}:{ts}:{raw_size}:{price}", ts, ts_recv))
 
 
 VENUE = Gate()

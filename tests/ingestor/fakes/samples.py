@@ -1,6 +1,7 @@
 """Recorded-style frames per venue, in each venue's exact format (built with the fakes' builders).
 
-Used as fuzz seeds and by ``bench.ingest_parse``: a seeded mix of trade frames (1-3 trades each),
+Used as fuzz seeds and by ``bench.ingest_parse``: a seeded mix of trade frames (1-3 trades each
+where the venue batches them),
 liquidation frames and the venue's control frames (acks, pongs), for instruments of the bundled
 snapshot so the registry's default adapters (``VENUE``) parse them.
 """
@@ -9,21 +10,34 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from tests.ingestor.fakes import bitmex, bybit, coinbase, deribit, gate, okx
+from tests.ingestor import frames as binance_usdm
+from tests.ingestor.fakes import (
+    binance_coinm,
+    bitmex,
+    bybit,
+    coinbase,
+    deribit,
+    gate,
+    htx,
+    hyperliquid,
+    kraken_futures,
+    okx,
+)
 
-VENUES = ("bybit", "okx", "bitmex", "deribit", "gate", "coinbase")
+VENUES = ("binance-usdm", "bybit", "okx", "bitmex", "deribit", "gate", "coinbase", "binance-coinm", "kraken-futures",
+          "htx", "hyperliquid")
 BASE_TS = 1_737_972_000_000
 
 
 def _iso(ts: int) -> str:
-    seconds, ms = divmod(ts - BASE_TS, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    return f"2025-01-27T10:{minutes % 60:02d}:{seconds:02d}.{ms:03d}000Z"
+    moment = datetime.fromtimestamp(ts / 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ts % 1000:03d}000Z"
 
 
-def _bybit(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _bybit(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return bybit.liquidations_frame("BTCUSDT", [bybit.liquidation(ts, "BTCUSDT", rng.choice(("Buy", "Sell")),
                                                                       f"{rng.uniform(0.01, 3):.3f}", "99500.10")])
@@ -33,8 +47,8 @@ def _bybit(rng: random.Random, i: int) -> str:
     return bybit.trades_frame("BTCUSDT", rows, ts + 3)
 
 
-def _okx(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _okx(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         side = rng.choice(("buy", "sell"))
         return okx.liquidations_frame("SWAP", "BTC-USD-SWAP", [okx.detail(side, "net", str(rng.randint(1, 500)),
@@ -45,8 +59,8 @@ def _okx(rng: random.Random, i: int) -> str:
     return okx.trades_frame(inst, rows)
 
 
-def _bitmex(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _bitmex(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return bitmex.table_frame("liquidation", "insert", [bitmex.liquidation(
             f"{i:08d}-815a-f93a-c9a2-ffbbabeddbac", "XBTUSD", rng.choice(("Buy", "Sell")), 99100.5,
@@ -58,8 +72,8 @@ def _bitmex(rng: random.Random, i: int) -> str:
     return bitmex.table_frame("trade", "insert", rows)
 
 
-def _deribit(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _deribit(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     rows = [deribit.trade("BTC-PERPETUAL", str(316_400_000 + 3 * i + n), 200_000 + 3 * i + n, ts,
                           rng.choice(("buy", "sell")), round(rng.uniform(99000, 101000), 1),
                           float(rng.randint(1, 500) * 10), "T" if i % 50 == 7 and n == 0 else None)
@@ -67,8 +81,8 @@ def _deribit(rng: random.Random, i: int) -> str:
     return deribit.trades_frame("BTC-PERPETUAL", rows)
 
 
-def _gate(rng: random.Random, i: int) -> str:
-    ts = BASE_TS + i
+def _gate(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
     if i % 50 == 7:
         return gate.update_frame("futures.public_liquidates", [gate.liquidation(
             "BTC_USDT", rng.choice((-1, 1)) * rng.randint(1, 5000), "99100.2", ts)], ts)
@@ -77,14 +91,63 @@ def _gate(rng: random.Random, i: int) -> str:
     return gate.update_frame("futures.trades", rows, ts)
 
 
-def _coinbase(rng: random.Random, i: int) -> str:
+def _coinbase(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
     return coinbase.match_frame(coinbase.match(700_000_000 + i, "BTC-USD", rng.choice(("buy", "sell")),
                                                f"{rng.uniform(0.0001, 2):.8f}", f"{rng.uniform(99000, 101000):.2f}",
-                                               _iso(BASE_TS + i)))
+                                               _iso(t0 + i)))
 
 
-_BUILDERS: dict[str, Callable[[random.Random, int], str]] = {
+def _binance_usdm(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
+    if i % 50 == 7:
+        return binance_usdm.force_order("BTCUSDT", rng.choice(("SELL", "BUY")), "99500.1", "99480.3",
+                                        f"{rng.uniform(0.01, 3):.3f}", ts)
+    symbol = "BTCUSDT" if i % 3 else "ETHUSDT"
+    return binance_usdm.agg_trade(symbol, 2_541_000_000 + i, f"{rng.uniform(99000, 101000):.1f}",
+                                  f"{rng.uniform(0.001, 2):.3f}", rng.random() < 0.5, ts)
+
+
+def _binance_coinm(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
+    if i % 50 == 7:
+        return binance_coinm.force_order("BTCUSD_PERP", rng.choice(("SELL", "BUY")), "99500.1", "99480.3",
+                                         str(rng.randint(1, 400)), ts)
+    symbol = "BTCUSD_PERP" if i % 3 else "ETHUSD_PERP"
+    return binance_coinm.agg_trade(symbol, 912_000_000 + i, f"{rng.uniform(99000, 101000):.1f}",
+                                   str(rng.randint(1, 500)), rng.random() < 0.5, ts)
+
+
+def _kraken_futures(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
+    kind = "liquidation" if i % 50 == 7 else "fill"
+    row = kraken_futures.trade("PF_XBTUSD", f"{i:08x}-420b-4c24-a9f1-462a054d86f1", rng.choice(("buy", "sell")), kind,
+                               655_000 + i, ts, round(rng.uniform(0.0001, 2), 4), round(rng.uniform(99000, 101000), 1))
+    return kraken_futures.trade_frame(row)
+
+
+def _htx(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
+    if i % 50 == 7:
+        return htx.liquidations_frame("BTC-USDT", [htx.liquidation("BTC-USDT", rng.choice(("buy", "sell")),
+                                                                    rng.randint(1, 5000), 0.001, 99100.2, ts)], ts)
+    rows = [htx.trade(1_316_022_650_000 + 3 * i + n, ts, round(rng.uniform(99000, 101000), 1), rng.randint(1, 9000),
+                      0.001, rng.choice(("buy", "sell"))) for n in range(1 + i % 3)]
+    return htx.trades_frame("BTC-USDT", rows, ts)
+
+
+def _hyperliquid(rng: random.Random, i: int, t0: int = BASE_TS) -> str:
+    ts = t0 + i
+    coin = "BTC" if i % 4 else "kPEPE"
+    price = f"{rng.uniform(99000, 101000):.1f}" if coin == "BTC" else f"{rng.uniform(0.015, 0.02):.6f}"
+    rows = [hyperliquid.trade(coin, rng.choice(("B", "A")), price, f"{rng.uniform(0.0001, 2):.5f}", ts,
+                              877_707_108_085_800 + 3 * i + n) for n in range(1 + i % 3)]
+    return hyperliquid.trades_frame(rows)
+
+
+_BUILDERS: dict[str, Callable[[random.Random, int, int], str]] = {
     "bybit": _bybit, "okx": _okx, "bitmex": _bitmex, "deribit": _deribit, "gate": _gate, "coinbase": _coinbase,
+    "binance-usdm": _binance_usdm, "binance-coinm": _binance_coinm, "kraken-futures": _kraken_futures, "htx": _htx,
+    "hyperliquid": _hyperliquid,
 }
 
 CONTROL_FRAMES: dict[str, tuple[str, ...]] = {
@@ -98,6 +161,15 @@ CONTROL_FRAMES: dict[str, tuple[str, ...]] = {
              '{"time":1737972000,"channel":"futures.trades","event":"subscribe","error":null,'
              '"result":{"status":"success"}}'),
     "coinbase": ('{"type":"subscriptions","channels":[{"name":"matches","product_ids":["BTC-USD"]}]}',),
+    "binance-usdm": ('{"result":null,"id":1}',),
+    "binance-coinm": ('{"result":null,"id":1}',),
+    "kraken-futures": ('{"feed":"heartbeat","time":1737972000000}',
+                       '{"event":"subscribed","feed":"trade","product_ids":["PF_XBTUSD"]}'),
+    "htx": ('{"id":"BTC-USDT","status":"ok","subbed":"market.BTC-USDT.trade.detail","ts":1737972000123}',
+            '{"op":"sub","cid":"liq-*","topic":"public.*.liquidation_orders","ts":1737972000123,"err-code":0}'),
+    "hyperliquid": ('{"channel":"pong"}',
+                    '{"channel":"subscriptionResponse","data":{"method":"subscribe","subscription":{"type":"trades",'
+                    '"coin":"BTC"}}}'),
 }
 
 
@@ -106,3 +178,8 @@ def recorded_frames(venue: str, count: int, seed: int = 7) -> list[str]:
     rng = random.Random(f"{venue}:{seed}")
     build, control = _BUILDERS[venue], CONTROL_FRAMES[venue]
     return [control[i // 100 % len(control)] if i % 100 == 99 else build(rng, i) for i in range(count)]
+
+
+def live_frame(venue: str, rng: random.Random, i: int, ts: int) -> str:
+    """The ``i``-th data frame of ``venue`` (ids from ``i``) with event time ``ts`` (a soak's live clock)."""
+    return _BUILDERS[venue](rng, i, ts - i)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,35 +32,39 @@ class Session:
     subscribed: list[str]
 
 
-async def _recv(ws: ClientConnection) -> str:
+async def _recv(ws: ClientConnection, adapter: Adapter) -> str:
+    """One message as the runtime hands it to the adapter (binary ones through ``frame_text``)."""
     message = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    return message if isinstance(message, str) else message.decode()
+    if isinstance(message, str):
+        return message
+    frame_text = getattr(adapter, "frame_text", None)
+    return frame_text(message) if frame_text else message.decode()
 
 
 async def _session(adapter: Adapter, protocol: VenueProtocol, subscription: Subscription,
-                   topics: int, frames: list[str]) -> Session:
-    async with FakeExchange(protocol) as fake, connect(fake.url, open_timeout=TIMEOUT) as ws:
-        greeting = [await _recv(ws) for _ in protocol.greeting()]
+                   topics: int, frames: list[Any], path: str = "/") -> Session:
+    async with FakeExchange(protocol, path) as fake, connect(fake.url, open_timeout=TIMEOUT) as ws:
+        greeting = [await _recv(ws, adapter) for _ in protocol.greeting()]
         for frame in adapter.subscribe_frames(subscription):
             await ws.send(frame)
         subscribed = await fake.wait_subscribed(topics, TIMEOUT)
-        acks = [await _recv(ws) for _ in range(len(fake.replies_sent))]
+        acks = [await _recv(ws, adapter) for _ in range(len(fake.replies_sent))]
         replies: list[str] = []
         payload = adapter.rules.heartbeat.payload
         if payload is not None:
             await ws.send(payload)
-            replies.append(await _recv(ws))
+            replies.append(await _recv(ws, adapter))
         await fake.serve_frames(frames)
-        data = [await _recv(ws) for _ in frames]
+        data = [await _recv(ws, adapter) for _ in frames]
     return Session(greeting, acks, replies, data, subscribed)
 
 
 def run_session(adapter: Adapter, protocol: VenueProtocol, subscription: Subscription, topics: int,
-                frames: list[str], data_marker: str | None = None) -> Session:
+                frames: list[Any], data_marker: str | None = None, path: str = "/") -> Session:
     """Run a session and check the control frames: every greeting/ack/heartbeat reply parses to
     no event (except replies containing ``data_marker``: data the venue sends on subscribe), and
     heartbeat replies are recognised as pongs where the venue's pong has a prefix."""
-    session = asyncio.run(_session(adapter, protocol, subscription, topics, frames))
+    session = asyncio.run(_session(adapter, protocol, subscription, topics, frames, path))
     acks = [ack for ack in session.acks if data_marker is None or data_marker not in ack]
     for control in session.greeting + acks + session.heartbeat_replies:
         assert adapter.parse(control, TS_RECV) == [], control

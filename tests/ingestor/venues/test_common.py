@@ -13,9 +13,9 @@ from services.ingestor.venues.base import (
     BAD_FIELD,
     BAD_VALUE,
     UNKNOWN_INSTRUMENT,
-    Event,
     FrameError,
     Instrument,
+    Parsed,
 )
 from services.ingestor.venues.common import Adapter, epoch_ms, iso_ms, nonzero, positive
 
@@ -33,8 +33,8 @@ class _Probe(Adapter):
 
     id = "t"
 
-    def events(self, message: Any, ts_recv: int) -> list[Event]:
-        return []
+    def events(self, message: Any, ts_recv: int, out: Parsed) -> None:
+        return None
 
 
 ADAPTER = _Probe({inst.symbol: inst for inst in KINDS})

@@ -1,6 +1,8 @@
 """Every venue adapter through the ingestor's own pipeline: each recorded-style or mutated frame is
 either published (trade/liquidation records) or dead-lettered with the adapter's reason class;
-none is lost and none reaches the pipeline's adapter_error safety net."""
+none is lost and none reaches the pipeline's adapter_error safety net. A frame with good and bad
+rows publishes the good ones and dead-letters each bad row alone, as a one-row frame that the
+adapter rejects for the same reason."""
 
 from __future__ import annotations
 
@@ -39,9 +41,12 @@ def test_frames_are_published_or_dead_lettered(venue: str) -> None:
     expected_reasons: list[str] = []
     for frame in frames:
         try:
-            adapter.parse(frame, 1)
+            parsed = adapter.parse_frame(frame, 1)
         except FrameError as exc:
             expected_reasons.append(exc.reason_class)
+            continue
+        rows = parsed.rejected if parsed.events else parsed.rejected[:1]
+        expected_reasons += [row.reason_class for row in rows]
     pipeline = Pipeline({venue: adapter})
     records = [record for i, frame in enumerate(frames)
                for record in pipeline.process(RawFrame(venue, frame, 1_737_972_000_000 + i))]
@@ -49,5 +54,10 @@ def test_frames_are_published_or_dead_lettered(venue: str) -> None:
     assert pipeline.stats[OK] + pipeline.stats[IGNORED] + pipeline.stats[DEADLETTER] == len(frames)
     assert sorted(letter["reason"].split(":")[0] for letter in letters) == sorted(expected_reasons)
     assert pipeline.stats[OK] > 0 and letters
+    for letter in letters:
+        if letter["reason"].split(": ", 2)[1].startswith("row ") and letter["raw"] not in frames:   # a row's letter
+            with pytest.raises(FrameError) as err:
+                adapter.parse(letter["raw"], 1)
+            assert err.value.reason_class == letter["reason"].split(":")[0]
     published = {topic for topic, _, _ in records} - {topics.DEADLETTER.name}
     assert topics.TRADES.name in published

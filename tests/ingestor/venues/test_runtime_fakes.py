@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,7 @@ from services.ingestor.runtime import Connection, Timing
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import Subscription
 from services.ingestor.venues.common import CONTROL, Adapter
-from tests.ingestor.fakes import bitmex, bybit, coinbase, deribit, gate, okx
+from tests.ingestor.fakes import bitmex, bybit, coinbase, deribit, gate, htx, hyperliquid, kraken_futures, okx
 from tests.ingestor.fakes.exchange import FakeExchange, VenueProtocol
 from tests.ingestor.fakes.samples import CONTROL_FRAMES, recorded_frames
 
@@ -27,7 +29,11 @@ CASES: dict[str, tuple[VenueProtocol, Subscription, int]] = {
     "deribit": (deribit.DeribitProtocol(), Subscription(trades=("BTC-PERPETUAL",)), 1),
     "gate": (gate.GateProtocol(), Subscription(trades=("BTC_USDT",), liquidations=("BTC_USDT",)), 2),
     "coinbase": (coinbase.CoinbaseProtocol(), Subscription(trades=("BTC-USD",)), 1),
+    "kraken-futures": (kraken_futures.KrakenFuturesProtocol(), Subscription(trades=("PF_XBTUSD",)), 2),
+    "hyperliquid": (hyperliquid.HyperliquidProtocol(), Subscription(trades=("BTC", "kPEPE")), 2),
+    "htx": (htx.HtxProtocol(), Subscription(trades=("BTC-USDT",)), 1),     # gzip frames; pings answered
 }
+WIRE: dict[str, Callable[[str], Any]] = {"htx": htx.wire}     # how the venue sends a frame (default: text)
 
 
 def _fast(venue: str) -> Adapter:
@@ -64,11 +70,12 @@ async def _scenario(venue: str) -> tuple[Adapter, Connection, FakeExchange, list
         task = asyncio.create_task(connection.run())
         try:
             await fake.wait_subscribed(topics, TIMEOUT)
-            await fake.serve_frames(first)
+            wire = WIRE.get(venue, str)
+            await fake.serve_frames([wire(frame) for frame in first])
             got_first = await _collect(queue, first)
             assert fake.drop() == 1                            # the venue crashes
             await fake.wait_subscribed(2 * topics, TIMEOUT)    # reconnected and resubscribed
-            await fake.burst(second)                           # a cascade, written back to back
+            await fake.burst([wire(frame) for frame in second])   # a cascade, written back to back
             got_second = await _collect(queue, second)
             deadline = time.monotonic() + TIMEOUT
             payload = adapter.rules.heartbeat.payload

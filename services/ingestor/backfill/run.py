@@ -1,0 +1,315 @@
+"""The backfill's I/O shell: fetch the klines (throttled per venue, resumable), publish bars,
+history candles and checkpoints, show progress.
+
+Checkpoints live on ``cryptopulse.reference-status`` (so they go wherever the data goes: an
+embedded broker restarted empty forgets both): ``backfill:history:1d`` / ``:1h`` hold the end of
+the history published, ``backfill:1m`` the end of the last 1-minute chunk published, ``live`` the
+first minute live trades cover. A run skips what a checkpoint says is published; a chunk that was
+half published is published again, and its bars (deterministic ids) are counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+
+from services.common import topics
+from services.common.clock import now_ms
+from services.common.compacted import publish, read_table, send_batched
+from services.common.errors import StartupError
+from services.common.events import USD_QUOTES
+from services.common.http import HttpError, RetryPolicy, Throttle, get_json
+from services.common.kafka import make_producer
+from services.common.settings import KafkaSettings
+from services.ingestor.backfill.klines import APIS, INTERVAL_MS, Kline, KlineApi, VenueRefusal
+from services.ingestor.backfill.plan import (
+    Ranges,
+    bar,
+    history_candles,
+    instruments_for,
+    plan_ranges,
+    price_ohlc,
+    primary,
+    windows,
+)
+from services.ingestor.backfill.settings import BackfillSettings
+from services.ingestor.instruments import load_instruments
+from services.ingestor.venues.base import Instrument
+
+log = logging.getLogger("cryptopulse.backfill")
+
+LIVE_KEY = "live"
+
+
+class Progress:
+    """One status line: rewritten in place on a terminal, printed every few seconds otherwise."""
+
+    def __init__(self, out: IO[str], every: float = 5.0) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.every = every
+        self.last = 0.0
+        self.phase = ""
+        self.done = 0
+        self.total = 0
+        self.requests = 0
+        self.failed = 0
+        self.started = time.monotonic()
+
+    def start(self, phase: str, total: int) -> None:
+        self.phase, self.done, self.total = phase, 0, total
+        self.show(force=True)
+
+    def step(self, requests: int = 0) -> None:
+        self.done += 1
+        self.requests += requests
+        self.show()
+
+    def line(self) -> str:
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return (f"backfill {self.phase}: {self.done}/{self.total} ({pct:.0f}%), {self.requests} requests, "
+                f"{self.failed} failed, {time.monotonic() - self.started:.0f} s")
+
+    def show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.tty:
+            self.out.write("\r" + self.line().ljust(100))
+            if self.done >= self.total:
+                self.out.write("\n")
+        elif force or now - self.last >= self.every or self.done >= self.total:
+            self.out.write(self.line() + "\n")
+        else:
+            return
+        self.last = now
+        self.out.flush()
+
+
+class VenueClient:
+    """Klines of one venue: windows of the venue's page size, its throttle, retries."""
+
+    def __init__(self, api: KlineApi, root: str, throttle: Throttle, policy: RetryPolicy, concurrency: int,
+                 executor: ThreadPoolExecutor) -> None:
+        self.api = api
+        self.root = root.rstrip("/")
+        self.throttle = throttle
+        self.policy = policy
+        self.slots = asyncio.Semaphore(max(1, concurrency))
+        self.executor = executor
+        self.requests = 0
+
+    def _hold(self, _status: int, seconds: float) -> None:
+        self.throttle.pause(seconds)
+
+    def _fetch(self, url: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
+        """GET, decode and parse in the worker thread (parsing thousands of rows is CPU work)."""
+        body = get_json(url, None, self.policy, time.sleep, on_wait=self._hold)
+        return self.api.closed(self.api.parse(url, body), interval, start, end, now)
+
+    async def _window(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
+        """One window; a venue code meaning "too many requests" backs off (holding the venue) and retries."""
+        url = self.api.url(self.root, symbol, interval, start, end)
+        loop = asyncio.get_running_loop()
+        attempt = 1
+        while True:
+            async with self.slots:
+                await self.throttle.acquire(self.api.weight(start, end, interval))
+                self.requests += 1
+                try:
+                    return await loop.run_in_executor(self.executor, self._fetch, url, interval, start, end, now)
+                except VenueRefusal as exc:
+                    if not exc.retryable or attempt >= self.policy.attempts:
+                        raise
+                    wait = self.policy.backoff(attempt)
+                    log.warning("%s; retrying in %.1f s", exc, wait)
+                    self.throttle.pause(wait)
+            attempt += 1
+
+    async def klines(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
+        out: list[Kline] = []
+        for a, b in windows(start, end, self.api.max_limit * INTERVAL_MS[interval]):
+            out.extend(await self._window(symbol, interval, a, b, now))
+        return out
+
+
+@dataclass
+class Summary:
+    ranges: Ranges
+    instruments: int = 0
+    history_candles: int = 0
+    bars: int = 0
+    requests: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = (f"backfill: {self.instruments} instruments, {self.history_candles} history candles, "
+                f"{self.bars} one-minute bars, {self.requests} requests")
+        if self.seconds:
+            text += " (" + ", ".join(f"{phase} {sec:.1f} s" for phase, sec in self.seconds.items()) + ")"
+        if self.skipped:
+            text += f"; already published: {', '.join(self.skipped)}"
+        if self.failed:
+            text += f"; {len(self.failed)} failed: {', '.join(self.failed[:5])}{' ...' if len(self.failed) > 5 else ''}"
+        return text
+
+
+def make_clients(settings: BackfillSettings, executor: ThreadPoolExecutor) -> dict[str, VenueClient]:
+    policy = RetryPolicy(timeout=settings.backfill_timeout)
+    roots = {"binance-usdm": settings.backfill_binance_url, "bybit": settings.backfill_bybit_url,
+             "okx": settings.backfill_okx_url}
+    throttles = {"binance-usdm": Throttle(settings.backfill_binance_weight_per_minute, 60.0),
+                 "bybit": Throttle(settings.backfill_bybit_requests_per_second, 1.0),
+                 "okx": Throttle(settings.backfill_okx_requests_per_second, 1.0)}
+    unknown = [v for v in settings.backfill_venues if v not in APIS]
+    if unknown:
+        raise StartupError(f"no kline backfill for venue(s) {', '.join(unknown)}; known: {', '.join(APIS)}")
+    return {v: VenueClient(APIS[v], roots[v], throttles[v], policy, settings.backfill_concurrency, executor)
+            for v in settings.backfill_venues}
+
+
+async def _gather(items: list[Instrument], fetch: Callable[[Instrument], Any], progress: Progress,
+                  summary: Summary, what: str) -> dict[Instrument, list[Kline]]:
+    """Fetch every instrument's klines concurrently; a failed instrument is reported and left out."""
+    results: dict[Instrument, list[Kline]] = {}
+
+    async def one(inst: Instrument) -> None:
+        try:
+            results[inst] = await fetch(inst)
+        except HttpError as exc:
+            summary.failed.append(f"{inst.venue}:{inst.symbol} {what}")
+            progress.failed += 1
+            log.warning("backfill %s %s %s failed: %s", inst.venue, inst.symbol, what, exc)
+        progress.step()
+
+    await asyncio.gather(*(one(inst) for inst in items))
+    return results
+
+
+async def _send(producer: Any, records: list[tuple[topics.Topic, str, dict[str, Any]]],
+                checkpoint: tuple[topics.Topic, str, dict[str, Any]]) -> None:
+    """Publish ``records`` (one topic) in batches, then, once they are acknowledged, the checkpoint."""
+    if records:
+        await send_batched(producer, records[0][0], [(key, value) for _, key, value in records])
+    topic, key, value = checkpoint
+    await (await producer.send(topic.name, key=key.encode(), value=orjson.dumps(value)))
+
+
+def _checkpoint(kind: str, **values: Any) -> tuple[topics.Topic, str, dict[str, Any]]:
+    return topics.REFERENCE_STATUS, kind, {"kind": kind, "ts": now_ms(), **values}
+
+
+async def backfill(kafka: KafkaSettings, settings: BackfillSettings, now: int | None = None,
+                   out: IO[str] = sys.stderr) -> Summary:
+    """Run (or resume) the backfill; returns what was published."""
+    assets = {a: r for a, r in (await read_table(kafka, topics.ASSETS)).items() if isinstance(r, dict)}
+    if not assets:
+        raise StartupError("no reference data on the assets topic: run `cryptopulse assets load` (or refresh) first")
+    marks = await read_table(kafka, topics.REFERENCE_STATUS)
+    live = marks.get(LIVE_KEY, {}).get("since") if isinstance(marks.get(LIVE_KEY), dict) else None
+    ranges = plan_ranges(now_ms() if now is None else now, settings.backfill_minutes, settings.backfill_hours,
+                         settings.backfill_days, live)
+    fetch_now = now_ms() if now is None else now
+    summary = Summary(ranges)
+    progress = Progress(out)
+    executor = ThreadPoolExecutor(max_workers=max(4, settings.backfill_concurrency * len(settings.backfill_venues)),
+                                  thread_name_prefix="backfill")
+    clients = make_clients(settings, executor)
+    instruments = instruments_for({v: load_instruments(v) for v in clients}, assets, USD_QUOTES)
+    summary.instruments = len(instruments)
+    producer = make_producer(kafka)
+    await producer.start()
+    try:
+        for interval, (start, end) in (("1d", ranges.days), ("1h", ranges.hours)):
+            started = time.monotonic()
+            await _history(producer, clients, instruments, assets, interval, start, end, fetch_now,
+                           marks, progress, summary)
+            summary.seconds[f"{interval} history"] = time.monotonic() - started
+        started = time.monotonic()
+        await _minutes(producer, clients, instruments, ranges, fetch_now, marks, settings, progress, summary)
+        summary.seconds["1m bars"] = time.monotonic() - started
+    finally:
+        await producer.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+    summary.requests = sum(c.requests for c in clients.values())
+    return summary
+
+
+def _through(marks: dict[str, Any], key: str) -> int:
+    mark = marks.get(key)
+    return int(mark.get("through", 0)) if isinstance(mark, dict) else 0
+
+
+async def _history(producer: Any, clients: dict[str, VenueClient], instruments: list[Instrument],
+                   assets: dict[str, dict[str, Any]], interval: str, start: int, end: int, now: int,
+                   marks: dict[str, Any], progress: Progress, summary: Summary) -> None:
+    key = f"backfill:history:{interval}"
+    if _through(marks, key) >= end:
+        summary.skipped.append(f"{interval} history")
+        return
+    chosen = primary(instruments, tuple(clients))
+    progress.start(f"{interval} history", len(chosen))
+    fetched = await _gather(list(chosen.values()),
+                            lambda inst: clients[inst.venue].klines(inst.symbol, interval, start, end, now),
+                            progress, summary, interval)
+    prices = {inst.base: price_ohlc(inst, klines) for inst, klines in fetched.items() if klines}
+    candles = history_candles(interval, prices, assets)
+    await _send(producer, [(topics.CANDLE_HISTORY, f"{c['series']}:{interval}", c) for c in candles],
+                _checkpoint(key, through=end))
+    summary.history_candles += len(candles)
+
+
+async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: list[Instrument], ranges: Ranges,
+                   now: int, marks: dict[str, Any], settings: BackfillSettings, progress: Progress,
+                   summary: Summary) -> None:
+    start, end = ranges.minutes
+    resumed = max(start, _through(marks, "backfill:1m"))
+    if resumed >= end:
+        summary.skipped.append("1m bars")
+        return
+    chunks = windows(resumed, end, max(1, settings.backfill_chunk_minutes) * INTERVAL_MS["1m"])
+    progress.start("1m bars", len(chunks) * len(instruments))
+
+    def fetch(chunk: tuple[int, int]) -> asyncio.Task[dict[Instrument, list[Kline]]]:
+        return asyncio.create_task(_gather(instruments, _minute_fetcher(clients, *chunk, now), progress, summary, "1m"))
+
+    pending = fetch(chunks[0])
+    try:
+        for i, (_a, b) in enumerate(chunks):
+            fetched = await pending
+            if i + 1 < len(chunks):
+                pending = fetch(chunks[i + 1])        # the next chunk downloads while this one is published
+            bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
+            bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
+            await _send(producer, [(topics.TRADE_BARS, x["base"], x) for x in bars],
+                        _checkpoint("backfill:1m", through=b, start=start))
+            summary.bars += len(bars)
+    finally:
+        if not pending.done():
+            pending.cancel()
+
+
+def _minute_fetcher(clients: dict[str, VenueClient], start: int, end: int, now: int) -> Callable[[Instrument], Any]:
+    def fetch(inst: Instrument) -> Any:
+        return clients[inst.venue].klines(inst.symbol, "1m", start, end, now)
+
+    return fetch
+
+
+async def mark_live(kafka: KafkaSettings, since: int) -> int:
+    """Record the first minute live trades cover, unless one is recorded (then that one stands:
+    later backfills never publish a minute from it on). Returns the minute in force."""
+    marks = await read_table(kafka, topics.REFERENCE_STATUS, prefix=LIVE_KEY)
+    held = marks.get(LIVE_KEY)
+    if isinstance(held, dict) and isinstance(held.get("since"), int):
+        return int(held["since"])
+    await publish(kafka, [_checkpoint(LIVE_KEY, since=since)])
+    return since

@@ -97,9 +97,12 @@ def metric(port: int, series: str) -> float:
     return 0.0
 
 
-def start_processor(broker: EmbeddedBroker, metrics_port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_processor(broker: EmbeddedBroker, metrics_port: int, *extra: str,
+                    app_id: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CRYPTOPULSE_BROKER_PORT": str(broker.port), "CRYPTOPULSE_KAFKA_BOOTSTRAP": "",
            "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(metrics_port), "CRYPTOPULSE_LOG_LEVEL": "WARNING"}
+    if app_id:
+        env["CRYPTOPULSE_PROCESSOR_APP_ID"] = app_id
     return subprocess.Popen([sys.executable, "-m", "services.cli", "process", *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -286,6 +289,33 @@ def bench_shapes(count: int) -> list[tuple[tuple[int, int, int], float]]:
     return [(shape, shape_run(*shape, count)) for shape in SHAPES]
 
 
+# ---------- two workers vs one on pre-produced one-trade bars ----------
+def bench_workers(broker: EmbeddedBroker, count: int) -> dict[int, float]:
+    """Bars per second through stage 1 (all four trade-bars partitions consumed) with one and with
+    two workers of a fresh consumer group each, on the same pre-produced one-trade bars."""
+    bars = shape_bars(65, 1, count, seed=3)
+    items = [(orjson.loads(raw)["base"], orjson.loads(raw)) for raw in bars]
+    universe_assets = shape_universe(65, 6)
+    asyncio.run(produce(broker.bootstrap, topics.ASSETS.name,
+                        [(a, info.to_dict()) for a, info in universe_assets.assets.items()]))
+    asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, items))
+    rates = {}
+    for workers in (1, 2):
+        ports = [free_port() for _ in range(workers)]
+        app_id = f"bench-workers-{workers}-{os.getpid()}"
+        procs = [start_processor(broker, port, app_id=app_id) for port in ports]
+
+        def consumed(ports: list[int] = ports) -> float:
+            return sum(metric(p, "cryptopulse_processor_trades_total") for p in ports)
+
+        try:
+            rates[workers], _ = rate_of(consumed, count, timeout=600)
+        finally:
+            for proc in procs:
+                stop(proc)
+    return rates
+
+
 # ---------- memory of 24 h state ----------
 def memory_child() -> None:
     from services.processor.reference import AssetInfo, Universe
@@ -402,7 +432,9 @@ def main() -> None:
     parser.add_argument("--naive-trades", type=int, default=20_000)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--shape-bars", type=int, default=100_000, help="bars per realistic shape")
-    parser.add_argument("--only", choices=("shapes", "memory", "throughput", "latency"), help="run one part")
+    parser.add_argument("--worker-bars", type=int, default=60_000, help="bars for the two-workers run")
+    parser.add_argument("--only", choices=("shapes", "memory", "throughput", "workers", "latency"),
+                        help="run one part")
     parser.add_argument("--naive-worker", nargs=2, metavar=("BOOTSTRAP", "COUNTER_FILE"))
     parser.add_argument("--memory-child", action="store_true")
     args = parser.parse_args()
@@ -422,7 +454,7 @@ def main() -> None:
     if args.only in (None, "memory"):
         mem = bench_memory()
         print(f"memory: 24 h state of 500 instruments / 20 sectors: {mem:.1f} MB RSS (target < 200 MB)", flush=True)
-    for part in ("throughput", "latency"):
+    for part in ("throughput", "workers", "latency"):
         if args.only not in (None, part):
             continue
         broker = EmbeddedBroker(port=free_port()).start()
@@ -435,6 +467,10 @@ def main() -> None:
                 print(f"throughput: processor via bars {bars_rate:,.0f} trades/s (exact vs oracle: {exact}); "
                       f"naive per-event agent {naive_rate:,.0f} trades/s; ratio {ratio:.1f}x "
                       f"(targets >= 100k/s, >= 20x)", flush=True)
+            elif part == "workers":
+                rates = bench_workers(broker, args.worker_bars)
+                print(f"workers: pre-produced one-trade bars through stage 1: one worker {rates[1]:,.0f} bars/s, "
+                      f"two workers {rates[2]:,.0f} bars/s: {rates[2] / rates[1]:.2f}x (target >= 1.4x)", flush=True)
             else:
                 p50, p99, n = bench_latency(broker, args.latency_seconds)
                 print(f"latency ts_recv -> asset-stats update consumed, 10k trades/s: p50 {p50:.1f} ms, "

@@ -281,3 +281,23 @@ def test_an_interrupted_backfill_resumes_where_it_stopped(broker, fakes: dict[st
         assert len(set(ids)) == second.instruments * 90
 
     asyncio.run(scenario())
+
+
+def test_an_unreachable_venue_is_skipped_quickly(broker, fakes: dict[str, FakeKlines]) -> None:
+    """Bybit does not answer at all: after one fully retried request it is skipped for the rest of
+    the run (each of its instruments reported failed), the other venues are backfilled."""
+    from services.common.broker import free_port
+
+    kafka = kafka_of(broker)
+    settings = settings_for(fakes, backfill_bybit_url=f"http://127.0.0.1:{free_port()}", backfill_attempts=2)
+
+    async def scenario() -> None:
+        await load_file(kafka)
+        started = time.monotonic()
+        summary = await backfill(kafka, settings, now=NOW, out=io.StringIO())
+        bybit = [f for f in summary.failed if f.startswith("bybit:")]
+        assert bybit and all(f.startswith("bybit:") for f in summary.failed)
+        assert summary.bars > 0 and time.monotonic() - started < 30
+        assert summary.unreachable == ["bybit"] and "unreachable: bybit" in summary.line()
+
+    asyncio.run(scenario())

@@ -116,6 +116,8 @@ def test_the_reader_sees_imports_of_every_kind() -> None:
     """The reader itself: module-level, function-level, relative and import_module string imports."""
     assert modules()["services.common.settings"].name == "settings.py"
     assert "services.common.settings" in graph()["services.common.metrics"]
+    assert "services.processor.app" in graph()["services.processor.cli"]          # inside a function
+    assert "services.scenario.source" in graph()["services.catalog"]              # a string for import_module
     assert _resolve("x", "services.ingestor.venues.okx", False, 2) == "services.ingestor.x"
     assert all(room(m) in (*SERVICES, *LIBRARIES) or m in (*TOP, PACKAGE)
                for m in modules()), "a new room: give it rules here and in docs/architecture.md"

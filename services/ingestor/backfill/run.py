@@ -26,7 +26,7 @@ from services.common.clock import now_ms
 from services.common.compacted import publish, read_table, send_batched
 from services.common.errors import StartupError
 from services.common.events import USD_QUOTES
-from services.common.http import HttpError, RetryPolicy, Throttle, get_json
+from services.common.http import HttpError, NoAnswer, RetryPolicy, Throttle, get_json
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
 from services.ingestor.backfill.klines import APIS, INTERVAL_MS, Kline, KlineApi, VenueRefusal
@@ -92,6 +92,10 @@ class Progress:
         self.out.flush()
 
 
+class VenueDown(HttpError):
+    """A request not sent: its venue did not answer at all earlier in this run."""
+
+
 class VenueClient:
     """Klines of one venue: windows of the venue's page size, its throttle, retries."""
 
@@ -104,13 +108,24 @@ class VenueClient:
         self.slots = asyncio.Semaphore(max(1, concurrency))
         self.executor = executor
         self.requests = 0
+        self.down: str | None = None
 
     def _hold(self, _status: int, seconds: float) -> None:
         self.throttle.pause(seconds)
 
     def _fetch(self, url: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
-        """GET, decode and parse in the worker thread (parsing thousands of rows is CPU work)."""
-        body = get_json(url, None, self.policy, time.sleep, on_wait=self._hold)
+        """GET, decode and parse in the worker thread (parsing thousands of rows is CPU work). A
+        venue that did not answer at all through every retry is unreachable: the rest of the run
+        skips it at once instead of retrying each of its instruments (offline start stays quick)."""
+        if self.down is not None:
+            raise VenueDown(url, f"skipped: {self.down}")
+        try:
+            body = get_json(url, None, self.policy, time.sleep, on_wait=self._hold)
+        except NoAnswer as exc:
+            if self.down is None:
+                self.down = f"{self.api.venue} unreachable ({exc})"
+                log.warning("backfill: %s; its other requests are skipped in this run", self.down)
+            raise
         return self.api.closed(self.api.parse(url, body), interval, start, end, now)
 
     async def _window(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
@@ -148,6 +163,7 @@ class Summary:
     requests: int = 0
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -157,13 +173,15 @@ class Summary:
             text += " (" + ", ".join(f"{phase} {sec:.1f} s" for phase, sec in self.seconds.items()) + ")"
         if self.skipped:
             text += f"; already published: {', '.join(self.skipped)}"
+        if self.unreachable:
+            text += f"; unreachable: {', '.join(self.unreachable)}"
         if self.failed:
             text += f"; {len(self.failed)} failed: {', '.join(self.failed[:5])}{' ...' if len(self.failed) > 5 else ''}"
         return text
 
 
 def make_clients(settings: BackfillSettings, executor: ThreadPoolExecutor) -> dict[str, VenueClient]:
-    policy = RetryPolicy(timeout=settings.backfill_timeout)
+    policy = RetryPolicy(attempts=max(1, settings.backfill_attempts), timeout=settings.backfill_timeout)
     roots = {"binance-usdm": settings.backfill_binance_url, "bybit": settings.backfill_bybit_url,
              "okx": settings.backfill_okx_url}
     throttles = {"binance-usdm": Throttle(settings.backfill_binance_weight_per_minute, 60.0),
@@ -187,7 +205,8 @@ async def _gather(items: list[Instrument], fetch: Callable[[Instrument], Any], p
         except HttpError as exc:
             summary.failed.append(f"{inst.venue}:{inst.symbol} {what}")
             progress.failed += 1
-            log.warning("backfill %s %s %s failed: %s", inst.venue, inst.symbol, what, exc)
+            if not isinstance(exc, VenueDown):
+                log.warning("backfill %s %s %s failed: %s", inst.venue, inst.symbol, what, exc)
         progress.step()
 
     await asyncio.gather(*(one(inst) for inst in items))
@@ -240,6 +259,7 @@ async def backfill(kafka: KafkaSettings, settings: BackfillSettings, now: int | 
         await producer.stop()
         executor.shutdown(wait=False, cancel_futures=True)
     summary.requests = sum(c.requests for c in clients.values())
+    summary.unreachable = [venue for venue, c in clients.items() if c.down is not None]
     return summary
 
 

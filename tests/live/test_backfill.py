@@ -18,8 +18,9 @@ from services.common.compacted import publish, read_table
 from services.common.http import HttpError, MalformedResponse, RetryPolicy, Throttle
 from services.common.settings import KafkaSettings, load
 from services.ingestor.backfill import plan
+from services.ingestor.backfill.client import VenueClient
 from services.ingestor.backfill.klines import APIS, MINUTE_MS, Kline, VenueRefusal
-from services.ingestor.backfill.run import VenueClient, backfill, mark_live
+from services.ingestor.backfill.run import backfill, mark_live
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.instruments import load_instruments
 from services.ingestor.venues.base import Instrument

@@ -31,19 +31,14 @@ from typing import Any
 from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.compacted import publish
+from services.common.events import USD_QUOTES
 from services.common.kafka import create_topics
 from services.common.settings import KafkaSettings, load
 from services.ingestor import instruments as instrument_data
+from services.ingestor.backfill.client import make_clients
 from services.ingestor.backfill.plan import instruments_for, plan_ranges, windows
-from services.ingestor.backfill.run import (
-    USD_QUOTES,
-    Progress,
-    Summary,
-    _gather,
-    _minute_fetcher,
-    backfill,
-    make_clients,
-)
+from services.ingestor.backfill.progress import Progress
+from services.ingestor.backfill.run import Summary, backfill, fetch_each, minute_fetcher
 from services.ingestor.backfill.settings import BackfillSettings
 from services.reference.service import load_file, read_snapshot
 
@@ -56,9 +51,10 @@ def add_synthetic(count: int) -> list[dict[str, Any]]:
     and their asset records."""
     symbols = [{"symbol": f"SYN{i:03d}USDT", "status": "TRADING", "contractType": "PERPETUAL",
                 "baseAsset": f"SYN{i:03d}", "quoteAsset": "USDT"} for i in range(count)]
+    from services.ingestor.refresh import refresh_from_rest
     from services.ingestor.venues.registry import venues
 
-    instrument_data.refresh_from_rest(venues()["binance-usdm"], fetch=lambda _url, _timeout: {"symbols": symbols})
+    refresh_from_rest(venues()["binance-usdm"], fetch=lambda _url, _timeout: {"symbols": symbols})
     return [{"asset": f"SYN{i:03d}", "name": f"Synthetic {i}", "circulating_supply": 1e6 + i,
              "sectors": ["ai"] if i % 3 == 0 else [], "stablecoin": False} for i in range(count)]
 
@@ -89,7 +85,7 @@ async def fetch_only(settings: BackfillSettings, assets: list[str]) -> tuple[flo
     summary, progress = Summary(ranges), Progress(io.StringIO())
     started, rows = time.perf_counter(), 0
     for a, b in windows(*ranges.minutes, settings.backfill_chunk_minutes * 60_000):
-        fetched = await _gather(chosen, _minute_fetcher(clients, a, b, now), progress, summary, "1m")
+        fetched = await fetch_each(chosen, minute_fetcher(clients, a, b, now), progress, summary, "1m")
         rows += sum(len(k) for k in fetched.values())
     executor.shutdown()
     return time.perf_counter() - started, rows

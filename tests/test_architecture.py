@@ -116,6 +116,8 @@ def test_the_reader_sees_imports_of_every_kind() -> None:
     """The reader itself: module-level, function-level, relative and import_module string imports."""
     assert modules()["services.common.settings"].name == "settings.py"
     assert "services.common.settings" in graph()["services.common.metrics"]
+    assert "services.processor.app" in graph()["services.processor.cli"]          # inside a function
+    assert "services.scenario.source" in graph()["services.catalog"]              # a string for import_module
     assert _resolve("x", "services.ingestor.venues.okx", False, 2) == "services.ingestor.x"
     assert all(room(m) in (*SERVICES, *LIBRARIES) or m in (*TOP, PACKAGE)
                for m in modules()), "a new room: give it rules here and in docs/architecture.md"
@@ -239,7 +241,7 @@ PURE = (
     "services.processor.assetbook", "services.processor.liqbook", "services.processor.candles",
     "services.processor.watermark", "services.processor.indicators", "services.processor.signals",
     "services.processor.stage_assets", "services.processor.stage_liquidations", "services.processor.stage_sectors",
-    "services.processor.oracle", "services.processor.validate", "services.processor.timeutil",
+    "services.processor.capline", "services.processor.validate", "services.processor.timeutil",
     "services.gateway.protocol", "services.gateway.session", "services.gateway.state", "services.gateway.limits",
     "services.scenario.generator", "services.scenario.wire", "services.scenario.design", "services.scenario.paths",
     "services.scenario.figures", "services.common.assets", "services.common.clock", "services.common.events",

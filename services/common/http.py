@@ -37,6 +37,10 @@ class HttpError(Exception):
         self.status = status
 
 
+class NoAnswer(HttpError):
+    """No HTTP answer at all through every attempt (refused, unreachable, timed out)."""
+
+
 class MalformedResponse(HttpError):
     """The server answered 2xx with a body that is not the JSON the caller expects."""
 
@@ -133,7 +137,7 @@ def get_json(url: str, headers: Mapping[str, str] | None = None, policy: RetryPo
         if on_wait is not None:
             on_wait(status, wait)
         sleep(wait)
-    raise HttpError(url, f"{last} after {policy.attempts} attempts")
+    raise (HttpError if status else NoAnswer)(url, f"{last} after {policy.attempts} attempts", status)
 
 
 class Throttle:

@@ -40,6 +40,7 @@ from services.gateway.state import Epochs, Registry
 log = logging.getLogger("cryptopulse.gateway")
 
 
+RESET_CHECK_SECONDS = 1.0  # how often every partition's end is compared with our position (resets)
 FETCH_MAX_WAIT_MS = 20  # an idle partition must not hold back another partition's update
 DIRECT_WRITE_LIMIT = 64 * 1024  # bytes buffered in a socket beyond which updates go through the queue
 CLOSE_TIMEOUT = 3.0  # seconds for the final frame and the close handshake before the socket is cut
@@ -104,6 +105,7 @@ class Gateway:
         self.kafka = kafka
         self.registry = Registry(settings.gateway_history_size)
         self.epochs = Epochs()
+        self._reset_check_at = 0.0
         self.clients: set[Client] = set()
         self.exact: dict[str, set[Client]] = {}
         self.patterns: dict[str, set[Client]] = {}
@@ -173,7 +175,9 @@ class Gateway:
             if highwater is not None:
                 lag = highwater - await consumer.position(tp)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
-        await self._rewind_reset_partitions(consumer)
+        if time.monotonic() >= self._reset_check_at:
+            self._reset_check_at = time.monotonic() + RESET_CHECK_SECONDS
+            await self._rewind_reset_partitions(consumer)
 
     @staticmethod
     async def _rewind_reset_partitions(consumer: AIOKafkaConsumer) -> None:

@@ -84,7 +84,10 @@ def test_formatting_and_store_in_browser() -> None:
     assert candles_resume["since"] == {"candles:total:1d": 9}
     assert candles_resume["history"] == chart_group["resumeHistory"] > 0
     assert max(store["frame_sizes"]) < 4096
-    assert store["resumed_channels"] == 301
+    assert store["resumed_channels"] == 302
+    assert store["after_epoch"] == {"alerts": ["b"], "seq": 2, "epoch_before": None}
+    alerts_resume = next(r for r in store["resume"] if r["channels"] == ["alerts:*"])
+    assert alerts_resume["since"] == {"alerts:rsi_cross": {"seq": 2, "epoch": "0-0-9"}}
     assert store["worst_first"] == ["GPU", "RENDER", "FET", "X"]
 
 
@@ -109,6 +112,11 @@ STORE_SCRIPT = """() => {
     S.apply({type: "snapshot", channel: "liquidations:24h:asset:COIN" + i, seq: 100 + i,
              data: {window: "24h", scope: "asset:COIN" + i, total_usd: i, long_usd: i, short_usd: 0}});
   }
+  const epoch_before = S.apply({type: "update", channel: "alerts:rsi_cross", seq: 7, prev: 6, epoch: "0-0-1",
+                                data: {id: "a", kind: "rsi_cross", ts: 1}});
+  S.apply({type: "update", channel: "alerts:rsi_cross", seq: 2, prev: null, epoch: "0-0-9",
+           data: {id: "b", kind: "rsi_cross", ts: 2}});  // a reset stream: seq 2 is new, not a duplicate
+  const after_epoch = {alerts: Object.keys(S.alerts), seq: S.seq["alerts:rsi_cross"], epoch_before};
   const resume = S.subscribeRequests(() => ++id);
   const frame_sizes = resume.map(r => JSON.stringify(r).length);
   const resumed = new Set();
@@ -118,7 +126,7 @@ STORE_SCRIPT = """() => {
     {asset: "GPU", change_24h_pct: -27.3}, {asset: "RENDER", change_24h_pct: -14.6}]}).map(m => m.asset);
   return {points, closes, duplicates, after_reset, refill, first_requests: first, frame_sizes, resume,
           groups: window.cpStore.GROUPS,
-          resumed_channels: resumed.size, worst_first};
+          resumed_channels: resumed.size, worst_first, after_epoch};
 }"""
 
 

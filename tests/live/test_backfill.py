@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
 import pytest
 
 from services.common import topics
@@ -17,8 +18,9 @@ from services.common.compacted import publish, read_table
 from services.common.http import HttpError, MalformedResponse, RetryPolicy, Throttle
 from services.common.settings import KafkaSettings, load
 from services.ingestor.backfill import plan
+from services.ingestor.backfill.client import VenueClient
 from services.ingestor.backfill.klines import APIS, MINUTE_MS, Kline, VenueRefusal
-from services.ingestor.backfill.run import VenueClient, backfill, mark_live
+from services.ingestor.backfill.run import backfill, mark_live
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.instruments import load_instruments
 from services.ingestor.venues.base import Instrument
@@ -228,3 +230,75 @@ def test_processor_has_daily_indicators_from_the_backfill(broker, fakes: dict[st
     assert indicators.get("sma200") is not None and indicators.get("rsi14") is not None, worker.output()[-3000:]
     sectors = read_latest(broker.bootstrap, topics.SECTOR_CAPS.name)
     assert sectors["total"]["cap_usd"] > 0 and sectors["ai"]["members"]
+
+
+def test_an_interrupted_backfill_resumes_where_it_stopped(broker, fakes: dict[str, FakeKlines]) -> None:
+    """Cancelled after its first 1-minute chunk is published, a second run fetches only what is
+    missing; every minute of every instrument ends up on the topic (a half-sent chunk repeats
+    bars with the same ids, which the processor counts once)."""
+
+    kafka = kafka_of(broker)
+    settings = settings_for(fakes, backfill_chunk_minutes=10, backfill_concurrency=1)
+
+    async def bar_ids() -> list[str]:
+        from aiokafka import TopicPartition
+
+        from services.common.kafka import make_consumer
+
+        consumer = make_consumer(kafka, group_id=None)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topics.TRADE_BARS.name, p) for p in range(topics.TRADE_BARS.partitions)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ids: list[str] = []
+            while True:
+                batches = await consumer.getmany(*parts, timeout_ms=1000, max_records=20_000)
+                if not batches:
+                    return ids
+                ids += [orjson.loads(r.value)["id"] for batch in batches.values() for r in batch]
+        finally:
+            await consumer.stop()
+
+    async def scenario() -> None:
+        await load_file(kafka)
+        first = asyncio.create_task(backfill(kafka, settings, now=NOW, out=io.StringIO()))
+        while not (await read_table(kafka, topics.REFERENCE_STATUS, prefix="backfill:1m", timeout=5)):
+            assert not first.done(), first
+            await asyncio.sleep(0.05)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        through = (await read_table(kafka, topics.REFERENCE_STATUS, prefix="backfill:1m"))["backfill:1m"]["through"]
+        calls = {v: len(f.calls(f.path)) for v, f in fakes.items()}
+        second = await backfill(kafka, settings, now=NOW, out=io.StringIO())
+        start = second.ranges.minutes[0]
+        assert start < through < second.ranges.cutoff
+        assert second.bars == second.instruments * (second.ranges.cutoff - through) // MINUTE_MS
+        assert second.skipped == ["1d history", "1h history"]
+        okx = fakes["okx"].calls(fakes["okx"].path)[calls["okx"]:]
+        assert okx and all(int(q["before"]) >= through - 1 for q in okx)     # nothing before the checkpoint
+        ids = await bar_ids()
+        assert len(set(ids)) == second.instruments * 90
+
+    asyncio.run(scenario())
+
+
+def test_an_unreachable_venue_is_skipped_quickly(broker, fakes: dict[str, FakeKlines]) -> None:
+    """Bybit does not answer at all: after one fully retried request it is skipped for the rest of
+    the run (each of its instruments reported failed), the other venues are backfilled."""
+    from services.common.broker import free_port
+
+    kafka = kafka_of(broker)
+    settings = settings_for(fakes, backfill_bybit_url=f"http://127.0.0.1:{free_port()}", backfill_attempts=2)
+
+    async def scenario() -> None:
+        await load_file(kafka)
+        started = time.monotonic()
+        summary = await backfill(kafka, settings, now=NOW, out=io.StringIO())
+        bybit = [f for f in summary.failed if f.startswith("bybit:")]
+        assert bybit and all(f.startswith("bybit:") for f in summary.failed)
+        assert summary.bars > 0 and time.monotonic() - started < 30
+        assert summary.unreachable == ["bybit"] and "unreachable: bybit" in summary.line()
+
+    asyncio.run(scenario())

@@ -73,6 +73,7 @@ def test_services_are_configured_only_by_variables_the_code_reads(compose: dict[
             assert variable.startswith("CRYPTOPULSE_"), f"{name}: {variable} is not a cryptopulse setting"
             assert variable in known, f"{name}: {variable} is not read by the code (`cryptopulse settings`)"
         assert env["CRYPTOPULSE_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert env["CRYPTOPULSE_LOG_FORMAT"] == "json", f"{name}: structured logs in containers"
         assert env.get("CRYPTOPULSE_KAFKA_IDEMPOTENCE", "true") != "false", f"{name}: idempotence must stay on"
     gateway = services_of(compose)["gateway"]["environment"]
     assert gateway["CRYPTOPULSE_GATEWAY_HOST"] == "0.0.0.0"

@@ -1,8 +1,9 @@
 /* cryptopulse dashboard: the client-side state, fed by gateway messages (pure: no DOM, no socket).
  *
- * Resume rules (docs/protocol.md): the store remembers the last seq per channel and builds the
- * subscribe requests with `since`; a snapshot/update whose seq is not newer than the last one seen
- * is a duplicate and is ignored; a snapshot with "recovered": false replaces the channel's state.
+ * Resume rules (docs/protocol.md): the store remembers the last seq and stream epoch per channel and
+ * builds the subscribe requests with `since: {seq, epoch}`; a snapshot/update whose seq is not newer
+ * than the last one seen is a duplicate and is ignored; a snapshot with "recovered": false, or a
+ * message of another epoch (a reset stream), replaces the channel's state.
  * Chart series are keyed by open_time, so a replayed or re-sent point replaces, never duplicates.
  */
 (function (root) {
@@ -48,6 +49,7 @@
 
   Store.prototype.reset = function () {
     this.seq = {};            // channel -> last seq applied
+    this.epoch = {};          // channel -> stream epoch of that seq (another epoch = a reset stream)
     this.sectors = {};        // sector id -> sector-cap value
     this.liquidations = {};   // "window:scope" -> liquidation-totals value
     this.candles = {};        // open_time -> candle value (total cap, 1d)
@@ -71,7 +73,8 @@
       var known = 0;
       Object.keys(self.seq).forEach(function (channel) {
         if (group.channels.some(function (p) { return matches(p, channel); })) {
-          since[channel] = self.seq[channel];
+          var epoch = self.epoch[channel];
+          since[channel] = epoch === undefined ? self.seq[channel] : { seq: self.seq[channel], epoch: epoch };
           known += 1;
         }
       });
@@ -91,7 +94,7 @@
         requests.push(request);
       };
       Object.keys(since).forEach(function (channel) {
-        var entry = channel.length + 16;
+        var entry = JSON.stringify(since[channel]).length + channel.length + 4;
         if (size + entry > MAX_FRAME_CHARS && size > 0) {
           flush();
           chunk = {};
@@ -125,7 +128,16 @@
     if (typeof channel !== "string" || !data || typeof data !== "object") return null;
     var last = this.seq[channel];
     var outcome = null;
-    if (type === "snapshot" && message.recovered === false) {
+    var epoch = typeof message.epoch === "string" ? message.epoch : undefined;
+    if (epoch !== undefined && this.epoch[channel] !== undefined && epoch !== this.epoch[channel]) {
+      // The channel's stream was reset (e.g. the broker restarted empty): seqs start over, and what
+      // we hold for it is gone from the gateway. Start the channel anew (charts refill their history).
+      this.resets += 1;
+      this.clearChannel(channel);
+      delete this.seq[channel];
+      last = undefined;
+      outcome = "refill";
+    } else if (type === "snapshot" && message.recovered === false) {
       this.resets += 1;
       this.clearChannel(channel);
       outcome = "refill";
@@ -136,6 +148,7 @@
     if (type !== "history" && (last === undefined || message.seq > last || outcome)) {
       this.seq[channel] = message.seq;
     }
+    if (epoch !== undefined) this.epoch[channel] = epoch;
     this.applyValue(channel, data);
     this.dirty[channel.slice(0, channel.indexOf(":"))] = true;
     var family = channel.slice(0, channel.indexOf(":"));

@@ -26,10 +26,11 @@ from services.common.clock import now_ms
 from services.common.compacted import publish, read_table, send_batched
 from services.common.errors import StartupError
 from services.common.events import USD_QUOTES
-from services.common.http import HttpError, RetryPolicy, Throttle, get_json
+from services.common.http import HttpError
 from services.common.kafka import make_producer
 from services.common.settings import KafkaSettings
-from services.ingestor.backfill.klines import APIS, INTERVAL_MS, Kline, KlineApi, VenueRefusal
+from services.ingestor.backfill.client import VenueClient, VenueDown, make_clients
+from services.ingestor.backfill.klines import INTERVAL_MS, Kline
 from services.ingestor.backfill.plan import (
     Ranges,
     bar,
@@ -40,6 +41,7 @@ from services.ingestor.backfill.plan import (
     primary,
     windows,
 )
+from services.ingestor.backfill.progress import Progress
 from services.ingestor.backfill.settings import BackfillSettings
 from services.ingestor.instruments import load_instruments
 from services.ingestor.venues.base import Instrument
@@ -47,96 +49,6 @@ from services.ingestor.venues.base import Instrument
 log = logging.getLogger("cryptopulse.backfill")
 
 LIVE_KEY = "live"
-
-
-class Progress:
-    """One status line: rewritten in place on a terminal, printed every few seconds otherwise."""
-
-    def __init__(self, out: IO[str], every: float = 5.0) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.every = every
-        self.last = 0.0
-        self.phase = ""
-        self.done = 0
-        self.total = 0
-        self.requests = 0
-        self.failed = 0
-        self.started = time.monotonic()
-
-    def start(self, phase: str, total: int) -> None:
-        self.phase, self.done, self.total = phase, 0, total
-        self.show(force=True)
-
-    def step(self, requests: int = 0) -> None:
-        self.done += 1
-        self.requests += requests
-        self.show()
-
-    def line(self) -> str:
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        return (f"backfill {self.phase}: {self.done}/{self.total} ({pct:.0f}%), {self.requests} requests, "
-                f"{self.failed} failed, {time.monotonic() - self.started:.0f} s")
-
-    def show(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.tty:
-            self.out.write("\r" + self.line().ljust(100))
-            if self.done >= self.total:
-                self.out.write("\n")
-        elif force or now - self.last >= self.every or self.done >= self.total:
-            self.out.write(self.line() + "\n")
-        else:
-            return
-        self.last = now
-        self.out.flush()
-
-
-class VenueClient:
-    """Klines of one venue: windows of the venue's page size, its throttle, retries."""
-
-    def __init__(self, api: KlineApi, root: str, throttle: Throttle, policy: RetryPolicy, concurrency: int,
-                 executor: ThreadPoolExecutor) -> None:
-        self.api = api
-        self.root = root.rstrip("/")
-        self.throttle = throttle
-        self.policy = policy
-        self.slots = asyncio.Semaphore(max(1, concurrency))
-        self.executor = executor
-        self.requests = 0
-
-    def _hold(self, _status: int, seconds: float) -> None:
-        self.throttle.pause(seconds)
-
-    def _fetch(self, url: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
-        """GET, decode and parse in the worker thread (parsing thousands of rows is CPU work)."""
-        body = get_json(url, None, self.policy, time.sleep, on_wait=self._hold)
-        return self.api.closed(self.api.parse(url, body), interval, start, end, now)
-
-    async def _window(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
-        """One window; a venue code meaning "too many requests" backs off (holding the venue) and retries."""
-        url = self.api.url(self.root, symbol, interval, start, end)
-        loop = asyncio.get_running_loop()
-        attempt = 1
-        while True:
-            async with self.slots:
-                await self.throttle.acquire(self.api.weight(start, end, interval))
-                self.requests += 1
-                try:
-                    return await loop.run_in_executor(self.executor, self._fetch, url, interval, start, end, now)
-                except VenueRefusal as exc:
-                    if not exc.retryable or attempt >= self.policy.attempts:
-                        raise
-                    wait = self.policy.backoff(attempt)
-                    log.warning("%s; retrying in %.1f s", exc, wait)
-                    self.throttle.pause(wait)
-            attempt += 1
-
-    async def klines(self, symbol: str, interval: str, start: int, end: int, now: int) -> list[Kline]:
-        out: list[Kline] = []
-        for a, b in windows(start, end, self.api.max_limit * INTERVAL_MS[interval]):
-            out.extend(await self._window(symbol, interval, a, b, now))
-        return out
 
 
 @dataclass
@@ -148,6 +60,7 @@ class Summary:
     requests: int = 0
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
@@ -157,26 +70,14 @@ class Summary:
             text += " (" + ", ".join(f"{phase} {sec:.1f} s" for phase, sec in self.seconds.items()) + ")"
         if self.skipped:
             text += f"; already published: {', '.join(self.skipped)}"
+        if self.unreachable:
+            text += f"; unreachable: {', '.join(self.unreachable)}"
         if self.failed:
             text += f"; {len(self.failed)} failed: {', '.join(self.failed[:5])}{' ...' if len(self.failed) > 5 else ''}"
         return text
 
 
-def make_clients(settings: BackfillSettings, executor: ThreadPoolExecutor) -> dict[str, VenueClient]:
-    policy = RetryPolicy(timeout=settings.backfill_timeout)
-    roots = {"binance-usdm": settings.backfill_binance_url, "bybit": settings.backfill_bybit_url,
-             "okx": settings.backfill_okx_url}
-    throttles = {"binance-usdm": Throttle(settings.backfill_binance_weight_per_minute, 60.0),
-                 "bybit": Throttle(settings.backfill_bybit_requests_per_second, 1.0),
-                 "okx": Throttle(settings.backfill_okx_requests_per_second, 1.0)}
-    unknown = [v for v in settings.backfill_venues if v not in APIS]
-    if unknown:
-        raise StartupError(f"no kline backfill for venue(s) {', '.join(unknown)}; known: {', '.join(APIS)}")
-    return {v: VenueClient(APIS[v], roots[v], throttles[v], policy, settings.backfill_concurrency, executor)
-            for v in settings.backfill_venues}
-
-
-async def _gather(items: list[Instrument], fetch: Callable[[Instrument], Any], progress: Progress,
+async def fetch_each(items: list[Instrument], fetch: Callable[[Instrument], Any], progress: Progress,
                   summary: Summary, what: str) -> dict[Instrument, list[Kline]]:
     """Fetch every instrument's klines concurrently; a failed instrument is reported and left out."""
     results: dict[Instrument, list[Kline]] = {}
@@ -187,7 +88,8 @@ async def _gather(items: list[Instrument], fetch: Callable[[Instrument], Any], p
         except HttpError as exc:
             summary.failed.append(f"{inst.venue}:{inst.symbol} {what}")
             progress.failed += 1
-            log.warning("backfill %s %s %s failed: %s", inst.venue, inst.symbol, what, exc)
+            if not isinstance(exc, VenueDown):
+                log.warning("backfill %s %s %s failed: %s", inst.venue, inst.symbol, what, exc)
         progress.step()
 
     await asyncio.gather(*(one(inst) for inst in items))
@@ -240,6 +142,7 @@ async def backfill(kafka: KafkaSettings, settings: BackfillSettings, now: int | 
         await producer.stop()
         executor.shutdown(wait=False, cancel_futures=True)
     summary.requests = sum(c.requests for c in clients.values())
+    summary.unreachable = [venue for venue, c in clients.items() if c.down is not None]
     return summary
 
 
@@ -257,7 +160,7 @@ async def _history(producer: Any, clients: dict[str, VenueClient], instruments: 
         return
     chosen = primary(instruments, tuple(clients))
     progress.start(f"{interval} history", len(chosen))
-    fetched = await _gather(list(chosen.values()),
+    fetched = await fetch_each(list(chosen.values()),
                             lambda inst: clients[inst.venue].klines(inst.symbol, interval, start, end, now),
                             progress, summary, interval)
     prices = {inst.base: price_ohlc(inst, klines) for inst, klines in fetched.items() if klines}
@@ -279,7 +182,7 @@ async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: 
     progress.start("1m bars", len(chunks) * len(instruments))
 
     def fetch(chunk: tuple[int, int]) -> asyncio.Task[dict[Instrument, list[Kline]]]:
-        return asyncio.create_task(_gather(instruments, _minute_fetcher(clients, *chunk, now), progress, summary, "1m"))
+        return asyncio.create_task(fetch_each(instruments, minute_fetcher(clients, *chunk, now), progress, summary, "1m"))
 
     pending = fetch(chunks[0])
     try:
@@ -297,7 +200,7 @@ async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: 
             pending.cancel()
 
 
-def _minute_fetcher(clients: dict[str, VenueClient], start: int, end: int, now: int) -> Callable[[Instrument], Any]:
+def minute_fetcher(clients: dict[str, VenueClient], start: int, end: int, now: int) -> Callable[[Instrument], Any]:
     def fetch(inst: Instrument) -> Any:
         return clients[inst.venue].klines(inst.symbol, "1m", start, end, now)
 

@@ -24,4 +24,5 @@ class BackfillSettings:
     backfill_okx_requests_per_second: float = setting(8.0, "Requests per second on OKX (history-candles: 20 per 2 s).")
     backfill_concurrency: int = setting(4, "Requests in flight per venue.")
     backfill_timeout: float = setting(15.0, "Seconds one REST request may take.")
+    backfill_attempts: int = setting(5, "Attempts per request (429/418 wait Retry-After, 5xx and no answer back off 1, 2, 4, ... s); a venue that never answers is skipped for the rest of the run.")
     backfill_on_start: bool = setting(True, "`up --source live` runs the backfill before the services start.")

@@ -35,8 +35,8 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import Trade, TradeBar
 from services.common.kafka import create_topics
-from services.processor import oracle
 from services.processor.reference import bundled_universe
+from tests import oracle
 
 T0 = 1_737_936_000_000
 ASSETS = ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "AVAX", "RENDER")
@@ -97,9 +97,12 @@ def metric(port: int, series: str) -> float:
     return 0.0
 
 
-def start_processor(broker: EmbeddedBroker, metrics_port: int, *extra: str) -> subprocess.Popen[bytes]:
+def start_processor(broker: EmbeddedBroker, metrics_port: int, *extra: str,
+                    app_id: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CRYPTOPULSE_BROKER_PORT": str(broker.port), "CRYPTOPULSE_KAFKA_BOOTSTRAP": "",
            "CRYPTOPULSE_PROCESSOR_METRICS_PORT": str(metrics_port), "CRYPTOPULSE_LOG_LEVEL": "WARNING"}
+    if app_id:
+        env["CRYPTOPULSE_PROCESSOR_APP_ID"] = app_id
     return subprocess.Popen([sys.executable, "-m", "services.cli", "process", *extra], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -226,6 +229,93 @@ def bench_naive(broker: EmbeddedBroker, count: int) -> float:
                 os.remove(path)
 
 
+# ---------- realistic shapes: one trade per bar, pure stages driven as the agents drive them ----------
+SHAPES = ((65, 6, 1), (65, 6, 7), (500, 20, 1), (500, 20, 7))   # (instruments, sectors, days of event time)
+SHAPE_BATCH = 200          # bars per agent batch (a replay's batches are small: the ingestor sends as it goes)
+SHAPE_WALL_PER_BATCH = 0.05
+
+
+def shape_universe(assets: int, sectors: int) -> Any:
+    from services.processor.reference import AssetInfo, Universe
+
+    universe = Universe()
+    for i in range(assets):
+        universe.apply(AssetInfo(asset=f"A{i}", circulating_supply=1e6 * (i + 1),
+                                 sectors=(f"s{i % sectors}", f"s{(i * 7 + 3) % sectors}")))
+    return universe
+
+
+def shape_bars(assets: int, days: int, count: int, seed: int) -> list[bytes]:
+    """``count`` one-trade bars of random assets in event-time order over ``days`` days."""
+    rng = random.Random(seed)
+    span = days * 86_400_000
+    prices = [10.0 * (i + 1) for i in range(assets)]
+    out = []
+    for k in range(count):
+        ts = T0 + k * span // count
+        i = rng.randrange(assets)
+        prices[i] *= 1 + rng.uniform(-0.001, 0.001)
+        p = prices[i]
+        out.append(orjson.dumps({
+            "id": f"x:A{i}-USDT-PERP:{k}:{k}:1", "exchange": "x", "instrument": f"A{i}-USDT-PERP", "base": f"A{i}",
+            "quote": "USDT", "market": "perp", "minute": ts // 60_000 * 60_000, "count": 1, "volume": 1.0,
+            "notional_usd": p, "buy_notional_usd": p, "open": p, "high": p, "low": p, "close": p,
+            "first_trade_id": str(k), "last_trade_id": str(k), "ts_first": ts, "ts_last": ts, "ts_recv": ts + 5}))
+    return out
+
+
+def shape_run(assets: int, sectors: int, days: int, count: int) -> float:
+    """µs of processor CPU per bar: asset stage, sector stage and the emissions of every flush."""
+    from services.processor.stage_assets import AssetStage
+    from services.processor.stage_sectors import SectorStage
+
+    universe = shape_universe(assets, sectors)
+    stage1, stage2 = AssetStage(universe, 1.0), SectorStage(universe, 1.0)
+    stage2.configure(0, 10.0, [0])
+    bars = shape_bars(assets, days, count, seed=assets * 10 + days)
+    wall = 0.0
+    started = time.process_time()
+    for i in range(0, len(bars), SHAPE_BATCH):
+        wall += SHAPE_WALL_PER_BATCH
+        batch = stage1.apply((raw, 0) for raw in bars[i:i + SHAPE_BATCH])
+        stage2.apply((record for _asset, record in batch.records), now=wall)
+        stage1.due(wall)
+        stage2.due_sectors(wall)
+        stage2.due_candles(wall)
+    return (time.process_time() - started) / len(bars) * 1e6
+
+
+def bench_shapes(count: int) -> list[tuple[tuple[int, int, int], float]]:
+    return [(shape, shape_run(*shape, count)) for shape in SHAPES]
+
+
+# ---------- two workers vs one on pre-produced one-trade bars ----------
+def bench_workers(broker: EmbeddedBroker, count: int) -> dict[int, float]:
+    """Bars per second through stage 1 (all four trade-bars partitions consumed) with one and with
+    two workers of a fresh consumer group each, on the same pre-produced one-trade bars."""
+    bars = shape_bars(65, 1, count, seed=3)
+    items = [(orjson.loads(raw)["base"], orjson.loads(raw)) for raw in bars]
+    universe_assets = shape_universe(65, 6)
+    asyncio.run(produce(broker.bootstrap, topics.ASSETS.name,
+                        [(a, info.to_dict()) for a, info in universe_assets.assets.items()]))
+    asyncio.run(produce(broker.bootstrap, topics.TRADE_BARS.name, items))
+    rates = {}
+    for workers in (1, 2):
+        ports = [free_port() for _ in range(workers)]
+        app_id = f"bench-workers-{workers}-{os.getpid()}"
+        procs = [start_processor(broker, port, app_id=app_id) for port in ports]
+
+        def consumed(ports: list[int] = ports) -> float:
+            return sum(metric(p, "cryptopulse_processor_trades_total") for p in ports)
+
+        try:
+            rates[workers], _ = rate_of(consumed, count, timeout=600)
+        finally:
+            for proc in procs:
+                stop(proc)
+    return rates
+
+
 # ---------- memory of 24 h state ----------
 def memory_child() -> None:
     from services.processor.reference import AssetInfo, Universe
@@ -341,7 +431,10 @@ def main() -> None:
     parser.add_argument("--trades", type=int, default=400_000)
     parser.add_argument("--naive-trades", type=int, default=20_000)
     parser.add_argument("--latency-seconds", type=float, default=20)
-    parser.add_argument("--only", choices=("memory", "throughput", "latency"), help="run one part")
+    parser.add_argument("--shape-bars", type=int, default=100_000, help="bars per realistic shape")
+    parser.add_argument("--worker-bars", type=int, default=60_000, help="bars for the two-workers run")
+    parser.add_argument("--only", choices=("shapes", "memory", "throughput", "workers", "latency"),
+                        help="run one part")
     parser.add_argument("--naive-worker", nargs=2, metavar=("BOOTSTRAP", "COUNTER_FILE"))
     parser.add_argument("--memory-child", action="store_true")
     args = parser.parse_args()
@@ -351,10 +444,17 @@ def main() -> None:
     if args.memory_child:
         memory_child()
         return
+    if args.only in (None, "shapes"):
+        results = bench_shapes(args.shape_bars)
+        for (n, k, days), us in results:
+            print(f"shape: 1 trade per bar, {n} instruments / {k} sectors, {days} d: {us:.1f} µs per bar "
+                  f"(target <= 30 µs)", flush=True)
+        costs = [us for _shape, us in results]
+        print(f"shape: slowest / fastest {max(costs) / min(costs):.2f}x (target flat within 1.5x)", flush=True)
     if args.only in (None, "memory"):
         mem = bench_memory()
         print(f"memory: 24 h state of 500 instruments / 20 sectors: {mem:.1f} MB RSS (target < 200 MB)", flush=True)
-    for part in ("throughput", "latency"):
+    for part in ("throughput", "workers", "latency"):
         if args.only not in (None, part):
             continue
         broker = EmbeddedBroker(port=free_port()).start()
@@ -367,6 +467,10 @@ def main() -> None:
                 print(f"throughput: processor via bars {bars_rate:,.0f} trades/s (exact vs oracle: {exact}); "
                       f"naive per-event agent {naive_rate:,.0f} trades/s; ratio {ratio:.1f}x "
                       f"(targets >= 100k/s, >= 20x)", flush=True)
+            elif part == "workers":
+                rates = bench_workers(broker, args.worker_bars)
+                print(f"workers: pre-produced one-trade bars through stage 1: one worker {rates[1]:,.0f} bars/s, "
+                      f"two workers {rates[2]:,.0f} bars/s: {rates[2] / rates[1]:.2f}x (target >= 1.4x)", flush=True)
             else:
                 p50, p99, n = bench_latency(broker, args.latency_seconds)
                 print(f"latency ts_recv -> asset-stats update consumed, 10k trades/s: p50 {p50:.1f} ms, "

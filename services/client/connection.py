@@ -61,7 +61,7 @@ def refusal(exc: InvalidHandshake, url: str) -> GatewayRefused:
 @dataclass(frozen=True)
 class Backoff:
     """Delay before reconnect attempt ``n`` (0-based): ``initial * factor**n`` capped at ``maximum``,
-    with full jitter so that many clients of a restarted gateway do not come back at once."""
+    then a random half to all of it, so that the clients of a restarted gateway do not come back at once."""
 
     initial: float = 0.5
     maximum: float = 30.0
@@ -78,9 +78,8 @@ class GatewayClient:
     ...     if isinstance(message, (Snapshot, Update)): print(message.channel, message.data)
 
     It reconnects after a dropped connection or while the gateway is loading (HTTP 503), with
-    exponential backoff and jitter, and resubscribes
-    with ``since`` = the last (epoch, seq) seen per channel, so the gateway replays what was
-    missed; messages already seen are not yielded twice; a :class:`Snapshot` with
+    exponential backoff and jitter, and resubscribes with ``since`` = the last (epoch, seq) seen
+    per channel, so the gateway replays what was missed; messages already seen are not yielded twice; a :class:`Snapshot` with
     ``recovered=False`` or a record with ``reset=True`` says the stream could not be continued.
     Other HTTP refusals raise :class:`GatewayRefused`, a 4001 close (auth) :class:`ClientClosed`.
     Iterate inside ``contextlib.aclosing`` (or run it to its end) so that stopping early closes the

@@ -30,6 +30,7 @@ from services.processor import metrics
 from services.processor.context import Context, internal_topic_name
 from services.processor.reference_io import run_history_reader, run_reference_reader
 from services.processor.signals import SignalEngine
+from services.processor.stage_assets import pack_records
 from services.processor.timeutil import LIQUIDATION_WINDOWS
 from services.processor.validate import parse_liquidation
 
@@ -80,6 +81,24 @@ class Sender:
 
 
 RELOAD_TIMEOUT_S = 120.0
+BAR_SLICE = 250        # input records applied between two yields to the event loop (~10-25 ms here)
+FLUSH_SLICE = 200      # outputs computed between two yields of a flush
+SECTOR_SLICE = 8       # sector values (each sums every member) computed between two yields
+MINUTES_SLICE_BYTES = 64 * 1024   # minute records (packed ~250 per message) applied between two yields
+
+
+def slices_by_size(values: list[bytes], budget: int) -> Iterable[list[bytes]]:
+    """Consecutive runs of messages of about ``budget`` bytes (at least one message each)."""
+    run: list[bytes] = []
+    size = 0
+    for value in values:
+        if run and size + len(value) > budget:
+            yield run
+            run, size = [], 0
+        run.append(value)
+        size += len(value)
+    if run:
+        yield run
 
 
 async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[bytes, bytes]:
@@ -214,32 +233,54 @@ def attach(app: faust.App, ctx: Context) -> None:
             await flush_due()
 
     async def flush_due() -> None:
+        """Emit in slices of at most FLUSH_SLICE outputs, yielding to the loop between slices."""
         now = time.monotonic()
         closed: set[str] = set()
-        for asset, value in ctx.assets.due(now):
-            await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
-            await alerts(ctx.signals.on_asset(value))
+        while True:
+            with metrics.handler_slice("flush"):
+                stats = ctx.assets.due(now, FLUSH_SLICE)
+                asset_alerts = [ctx.signals.on_asset(value) for _asset, value in stats]
+            for (asset, value), alerted in zip(stats, asset_alerts, strict=True):
+                await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
+                await alerts(alerted)
+            if len(stats) < FLUSH_SLICE:
+                break
+            await asyncio.sleep(0)
         for key, value in ctx.liquidations.due(now):
             await publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
             metrics.observe_liquidations(value)
             await alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
-        if ctx.history_ready.is_set():
-            for value in ctx.sectors.due_sectors(now):
+        if not ctx.history_ready.is_set():
+            await save_signals(closed)
+            return
+        while True:
+            with metrics.handler_slice("flush"):
+                values = ctx.sectors.due_sectors(now, SECTOR_SLICE)
+            for value in values:
                 await publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
                 metrics.observe_sector(value)
                 await alerts(ctx.signals.on_sector(value))
                 if value["sector"] == "total":
                     await alerts(recheck_cascades())
-            cap_series = set(ctx.universe.sectors())
-            for candle in ctx.sectors.due_candles(now):
+            if len(values) < SECTOR_SLICE:
+                break
+            await asyncio.sleep(0)
+        cap_series = set(ctx.universe.sectors())
+        while True:
+            with metrics.handler_slice("flush"):
+                candles = ctx.sectors.due_candles(now, FLUSH_SLICE)
+                outputs = [(candle, *ctx.signals.on_candle(dict(candle))) for candle in candles]
+            for candle, indicators, raised in outputs:
                 key = f"{candle['series']}:{candle['interval']}"
-                indicators, raised = ctx.signals.on_candle(dict(candle))
                 await publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
                 await publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
                 metrics.observe_indicators(indicators, cap_series)
                 await alerts(raised)
                 if candle["closed"]:
                     closed.add(key)
+            if len(candles) < FLUSH_SLICE:
+                break
+            await asyncio.sleep(0)
         await save_signals(closed)
 
     async def save_signals(closed: set[str]) -> None:
@@ -283,11 +324,16 @@ def attach(app: faust.App, ctx: Context) -> None:
     metrics.init_series((t.name for t in DERIVED_TOPICS), alert_kinds(), LIQUIDATION_WINDOWS,
                         ctx.universe.sectors())
 
-    def _lag_series(_app: Any, *args: Any, **_: Any) -> None:
-        for tp in args[0]:   # the assigned topic partitions
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition))
+    def _assigned(_app: Any, *args: Any, **_: Any) -> None:
+        metrics.partitions_assigned(args[0], minutes_topic.get_topic_name(), liqs_one.get_topic_name(),
+                                    LIQUIDATION_WINDOWS, ctx.universe.sectors())
 
-    app.on_partitions_assigned.connect(cast(Any, _lag_series))   # mode's generic signature defeats mypy
+    def _revoked(_app: Any, *args: Any, **_: Any) -> None:
+        metrics.partitions_revoked(args[0], minutes_topic.get_topic_name(), liqs_one.get_topic_name())
+
+    # mode's generic signal signature defeats mypy
+    app.on_partitions_assigned.connect(cast(Any, _assigned))
+    app.on_partitions_revoked.connect(cast(Any, _revoked))
 
     async def reload(table: Any) -> None:
         """Complete what Faust recovered with the changelog read to its true end (see read_changelog)."""
@@ -328,14 +374,19 @@ def attach(app: faust.App, ctx: Context) -> None:
         async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
             await ctx.reference_ready.wait()
             started = time.perf_counter()
-            batch = ctx.assets.apply(((e.value, e.message.partition) for e in events), behind(events))
-            await bars_out.write_table(asset_table, batch.table)
-            for asset, record in batch.records:
-                await bars_out.send(minutes_topic.get_topic_name(), asset.encode(), record)
-            send_deadletters("trade_bars", batch.deadletters)
-            for outcome, n in batch.outcomes.items():
-                metrics.EVENTS.labels("trade_bars", outcome).inc(n)
-            metrics.TRADES.inc(batch.trades)
+            for i in range(0, len(events), BAR_SLICE):
+                chunk = events[i:i + BAR_SLICE]
+                with metrics.handler_slice("trade_bars"):
+                    batch = ctx.assets.apply(((e.value, e.message.partition, e.message.key) for e in chunk),
+                                             behind(chunk))
+                await bars_out.write_table(asset_table, batch.table)
+                if batch.records:    # one message per slice: the sector stage pays Faust's per-event cost once
+                    await bars_out.send(minutes_topic.get_topic_name(), b"slice", pack_records(batch.records))
+                send_deadletters("trade_bars", batch.deadletters)
+                for outcome, n in batch.outcomes.items():
+                    metrics.EVENTS.labels("trade_bars", outcome).inc(n)
+                metrics.TRADES.inc(batch.trades)
+                await asyncio.sleep(0)
             await flush()
             await bars_out.delivered()
             metrics.PROCESSING.labels("trade_bars").observe(time.perf_counter() - started)
@@ -347,7 +398,7 @@ def attach(app: faust.App, ctx: Context) -> None:
             bad = []
             for event in events:
                 try:
-                    liq = parse_liquidation(event.value, ctx.universe)
+                    liq = parse_liquidation(event.value, ctx.universe, ctx.assets.bounds)
                 except InvalidEvent as exc:
                     bad.append((event.value, str(exc)))
                     continue
@@ -361,8 +412,9 @@ def attach(app: faust.App, ctx: Context) -> None:
     async def liquidation_totals(stream: Any) -> None:
         async for events in stream.take_events(1000, 0.02):
             started = time.perf_counter()
-            liqs = [Liquidation.from_dict(orjson.loads(e.value)) for e in events]
-            changes, outcomes = ctx.liquidations.apply(liqs)
+            with metrics.handler_slice("liquidation_totals"):
+                liqs = [Liquidation.from_dict(orjson.loads(e.value)) for e in events]
+                changes, outcomes = ctx.liquidations.apply(liqs)
             await totals_out.write_table(liq_table, changes)
             for outcome, n in outcomes.items():
                 metrics.EVENTS.labels("liquidations", outcome).inc(n)
@@ -389,7 +441,11 @@ def attach(app: faust.App, ctx: Context) -> None:
             await ctx.reference_ready.wait()
             await ctx.history_ready.wait()
             started = time.perf_counter()
-            changes = ctx.sectors.apply(e.value for e in events)
+            changes: list[TableChange] = []
+            for chunk in slices_by_size([e.value for e in events], MINUTES_SLICE_BYTES):
+                with metrics.handler_slice("asset_minutes"):
+                    changes += ctx.sectors.apply(chunk)
+                await asyncio.sleep(0)
             # the closes go out (and the engine state is stored) before the buckets that made them:
             # after a kill in between, the redelivered buckets close the same intervals again
             await flush()
@@ -397,9 +453,21 @@ def attach(app: faust.App, ctx: Context) -> None:
             await sectors_out.delivered()
             metrics.PROCESSING.labels("asset_minutes").observe(time.perf_counter() - started)
 
+    flushing: set[asyncio.Task[None]] = set()
+
     @app.timer(0.1)
     async def _conflation_timer() -> None:
-        await flush()
+        """Start a flush in the background (a long catch-up flush must not make the timer overlap);
+        none while one runs: it emits what is due."""
+        if not flush_lock.locked() and not flushing:
+            task = asyncio.ensure_future(flush())
+            flushing.add(task)
+            task.add_done_callback(_flushed)
+
+    def _flushed(task: asyncio.Task[None]) -> None:
+        flushing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("flush failed", exc_info=task.exception())
 
     @app.timer(5.0)
     async def _gauges() -> None:
@@ -425,6 +493,4 @@ def attach(app: faust.App, ctx: Context) -> None:
     async def _history() -> None:
         await run_history_reader(ctx)
 
-    ctx.extra["minutes_topic"] = minutes_topic
-    ctx.extra["flush"] = flush
-    ctx.extra["send_deadletters"] = send_deadletters
+    ctx.send_deadletters = send_deadletters

@@ -29,6 +29,7 @@ from services.processor.signals import SignalEngine
 from services.processor.stage_assets import AssetStage
 from services.processor.stage_liquidations import LiquidationStage
 from services.processor.stage_sectors import SectorStage
+from services.processor.validate import Bounds
 
 log = logging.getLogger("cryptopulse.processor")
 
@@ -55,12 +56,17 @@ def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -
     sectors.configure(settings.processor_close_lateness_ms, settings.processor_idle_source_seconds,
                       range(topics.TRADE_BARS.partitions))
     ctx = Context(settings=settings, kafka=kafka, universe=universe,
-                  assets=AssetStage(universe, settings.processor_emit_interval),
+                  assets=AssetStage(universe, settings.processor_emit_interval, bounds_of(settings)),
                   liquidations=LiquidationStage(settings.processor_emit_interval),
                   sectors=sectors,
                   signals=SignalEngine(settings))
     attach(app, ctx)
     return app, ctx
+
+
+def bounds_of(settings: ProcessorSettings) -> Bounds:
+    return Bounds(settings.processor_max_clock_skew_ms, settings.processor_max_ts_ahead_ms,
+                  settings.processor_max_notional_usd, settings.processor_max_price_usd)
 
 
 STOP_DEADLINE_S = 6.0

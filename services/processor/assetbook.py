@@ -275,14 +275,16 @@ class BucketRing:
         """Remove the buckets of minutes before ``start``; returns their minutes, oldest first."""
         stop = min(len(self.live), (start - self.base) // MINUTE_MS)
         gone = []
-        for j in range(self.lo, stop):
-            if self.live[j]:
-                minute = self.base + j * MINUTE_MS
-                self._clear(j, minute)
-                gone.append(minute)
+        j = self.live.find(1, self.lo, stop) if stop > self.lo else -1
+        while j >= 0:                       # the held slots only (a sparse ring skips its gaps in C)
+            minute = self.base + j * MINUTE_MS
+            self._clear(j, minute)
+            gone.append(minute)
+            j = self.live.find(1, j + 1, stop)
         if stop > self.lo:
             self.lo = stop
-            self._compact()
+            if self.count == 0:
+                self._reset(self.base)
         return gone
 
     # -- internals ----------------------------------------------------------------------------
@@ -336,10 +338,8 @@ class BucketRing:
         self._drop_id(j)
 
     def _newest(self) -> int:
-        j = len(self.live) - 1
-        while j >= self.lo and not self.live[j]:
-            j -= 1
-        return j
+        j = self.live.rfind(1, self.lo)
+        return j if j >= 0 else self.lo - 1
 
     def _slot(self, minute: int) -> int:
         """The slot for ``minute`` (grown as needed), or -1 if it is older than the ring."""
@@ -354,6 +354,8 @@ class BucketRing:
                 self._reset(minute)
             j = (minute - self.base) // MINUTE_MS
         n = len(self.live)
+        if j >= n and 8 * self.lo >= n:           # reuse the evicted front before growing
+            j -= self._shift()
         if j >= n:
             self._grow(j - n + 1, at_end=True)
         elif j < 0:
@@ -365,31 +367,39 @@ class BucketRing:
         return j
 
     def _grow(self, k: int, at_end: bool) -> None:
-        """Add ``k`` empty slots (at least a chunk at the end), as new arrays of the exact size:
-        ``extend`` would over-allocate every column by 1/16."""
+        """Add ``k`` empty slots (at least a chunk at the end). At the end the columns grow in place
+        (amortised O(k); a new array per growth copied the whole ring for every sparse bar)."""
         if at_end:
-            k = max(k, _GROW_SLOTS)
+            k = max(k, _GROW_SLOTS, len(self.live) // 8)
         for name in _COLUMNS:
             col = getattr(self, name)
             if not col and name in _ID_COLUMNS:
                 continue                    # no bar id stored yet (a mirror's ring never has one)
             pad = array(col.typecode, bytes(k * col.itemsize))
-            setattr(self, name, col + pad if at_end else pad + col)
-        self.live = self.live + bytes(k) if at_end else bytearray(k) + self.live
+            if at_end:
+                col.extend(pad)
+            else:
+                setattr(self, name, pad + col)
+        if at_end:
+            self.live.extend(bytes(k))
+        else:
+            self.live = bytearray(k) + self.live
         if not at_end:
             self.lo += k
 
-    def _compact(self) -> None:
-        """Cut off the evicted slots (in chunks, so each eviction stays O(1) amortised)."""
-        lo = self.lo
-        if self.count == 0:
-            self._reset(self.base)
-        elif lo >= 256 or 4 * lo >= len(self.live):
-            for col in self._columns():
-                del col[:lo]                # (empty id columns stay empty)
-            del self.live[:lo]
-            self.base += lo * MINUTE_MS
-            self.lo = 0
+    def _shift(self) -> int:
+        """Move the slots from ``lo`` on to the front, in place (no reallocation: the freed tail
+        is reused by later minutes), after at least an eighth of the slots were evicted, so each
+        eviction stays O(1) amortised; returns the number of slots moved by."""
+        lo, n = self.lo, len(self.live)
+        for col in (*self._columns(), self.live):
+            if col:
+                col[:n - lo] = col[lo:]
+                col[n - lo:] = (array(col.typecode, bytes(lo * col.itemsize)) if isinstance(col, array)
+                                else bytearray(lo))
+        self.base += lo * MINUTE_MS
+        self.lo = 0
+        return lo
 
 
 class AssetBook:

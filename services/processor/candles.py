@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
-from services.processor.assetbook import Bucket
+from services.processor.assetbook import BucketRing
 
 INTERVAL_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
 
@@ -21,22 +22,17 @@ def candle_value(series: str, interval: str, open_time: int, ohlc: tuple[float, 
             "close": c, "closed": closed, "ts": ts}
 
 
-def bucket_ohlc(buckets: Iterable[tuple[int, Bucket]]) -> tuple[float, float, float, float] | None:
-    """Trade OHLC of the given (minute, bucket) pairs (open of the earliest, close of the latest)."""
-    first: tuple[int, Bucket] | None = None
-    last: Bucket | None = None
-    high = low = 0.0
-    for minute, b in buckets:
-        if first is None:
-            high, low = b.high, b.low
-        if first is None or minute < first[0]:
-            first = (minute, b)
-        if last is None or b.close_key > last.close_key:
-            last = b
-        high, low = max(high, b.high), min(low, b.low)
-    if first is None or last is None:
+def ring_ohlc(ring: BucketRing, start: int, end: int) -> tuple[float, float, float, float] | None:
+    """Trade OHLC of a ring's buckets in ``[start, end)``, read from its columns (no bucket built):
+    the open of the earliest minute, the close of the latest (a bar lies inside its minute)."""
+    lo, hi = ring.clamp(start), ring.clamp(end)
+    live = ring.live[lo:hi]
+    first = live.find(1)
+    if first < 0:
         return None
-    return (first[1].open, high, low, last.close)
+    last = live.rfind(1)
+    return (ring.open[lo + first], max(compress(ring.high[lo:hi], live)), min(compress(ring.low[lo:hi], live)),
+            ring.close[lo + last])
 
 
 def points_ohlc(points: Iterable[float]) -> tuple[float, float, float, float] | None:

@@ -1,14 +1,11 @@
-"""What one processor worker holds in memory next to its Faust tables, and its internal topic names.
-
-Apart from the app (``app.py``) so that the agents and the reference readers can take it without
-importing the app that attaches them.
-"""
+"""What one processor worker holds next to its Faust tables (typed; no Faust import), shared by the
+Faust wiring (``agents``), the reference readers (``reference_io``) and the app (``app``)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.common.settings import KafkaSettings
 from services.processor.reference import Universe
@@ -18,10 +15,17 @@ from services.processor.stage_assets import AssetStage
 from services.processor.stage_liquidations import LiquidationStage
 from services.processor.stage_sectors import SectorStage
 
+DeadLetters = Iterable[tuple[bytes | None, str]]
+
+
+def _no_dead_letters(stream: str, items: DeadLetters) -> None:
+    raise RuntimeError(f"dead letters of {stream} before the processor's wiring is attached")
+
 
 @dataclass
 class Context:
-    """Everything one worker holds in memory next to its Faust tables."""
+    """The pure stages, the universe and the readiness events of one worker; ``send_deadletters``
+    is set by the Faust wiring (the only part that can produce)."""
 
     settings: ProcessorSettings
     kafka: KafkaSettings
@@ -32,7 +36,8 @@ class Context:
     signals: SignalEngine
     reference_ready: asyncio.Event = field(default_factory=asyncio.Event)
     history_ready: asyncio.Event = field(default_factory=asyncio.Event)
-    extra: dict[str, Any] = field(default_factory=dict)
+    send_deadletters: Callable[[str, DeadLetters], None] = _no_dead_letters
+    universe_hooks: list[Callable[[], None]] = field(default_factory=list)
 
 
 def internal_topic_name(settings: ProcessorSettings, what: str) -> str:

@@ -20,11 +20,14 @@ class Conflator:
     def mark(self, key: str) -> None:
         self.dirty.add(key)
 
-    def ready(self, now: float) -> list[str]:
-        """Dirty keys whose interval has passed; they are no longer dirty."""
-        due = [k for k in self.dirty if now - self.last_time.get(k, -1e18) >= self.interval]
+    def ready(self, now: float, limit: int | None = None) -> list[str]:
+        """Dirty keys whose interval has passed (at most ``limit``, the rest stay dirty for the next
+        call); they are no longer dirty."""
+        due = sorted(k for k in self.dirty if now - self.last_time.get(k, -1e18) >= self.interval)
+        if limit is not None:
+            due = due[:limit]
         self.dirty.difference_update(due)
-        return sorted(due)
+        return due
 
     def changed(self, key: str, value: Any, now: float) -> bool:
         """Record ``value`` as emitted at ``now`` unless it equals the last one emitted."""

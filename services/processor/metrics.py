@@ -5,7 +5,9 @@ candle_history, asset_minutes); ``outcome`` is applied, duplicate, late_dropped 
 """
 
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -26,6 +28,10 @@ ALERTS = Counter("cryptopulse_processor_alerts_total", "Alerts emitted, by kind.
 PROCESSING = Histogram("cryptopulse_processor_processing_seconds",
                        "Time spent processing one batch of input, by stream.", ["stream"],
                        buckets=LATENCY_BUCKETS)
+HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+HANDLER = Histogram("cryptopulse_processor_handler_seconds",
+                    "Time one slice of a handler held the event loop (work between two yields), by handler.",
+                    ["handler"], buckets=HANDLER_BUCKETS)
 EVENT_LAG = Histogram("cryptopulse_processor_event_lag_seconds",
                       "Wall-clock from an event's ts_recv to the derived update being produced.",
                       buckets=LATENCY_BUCKETS)
@@ -47,6 +53,7 @@ RSI = Gauge("cryptopulse_processor_rsi",
             "NaN until the series has 15 closes.",
             ["series", "interval"])
 
+HANDLERS = ("trade_bars", "asset_minutes", "liquidation_totals", "flush")
 STREAMS = ("trade_bars", "liquidations", "assets", "candle_history", "asset_minutes")
 OUTCOMES = ("applied", "duplicate", "late_dropped", "deadletter")
 TABLES = ("asset-buckets", "liquidations", "sector-buckets", "signals")
@@ -61,6 +68,7 @@ def init_series(update_topics: Iterable[str], alert_kinds: Iterable[str], window
     init_children(EVENTS, STREAMS, OUTCOMES)
     init_children(DEADLETTERS, STREAMS)
     init_children(PROCESSING, STREAMS)
+    init_children(HANDLER, HANDLERS)
     init_children(UPDATES, tuple(update_topics))
     init_children(ALERTS, tuple(alert_kinds))
     init_children(STATE_KEYS, TABLES)
@@ -89,3 +97,43 @@ def observe_indicators(value: dict[str, Any], cap_series: Iterable[str]) -> None
     rsi = value.get("rsi14")
     if rsi is not None and value["interval"] in RSI_INTERVALS and value["series"] in cap_series:
         RSI.labels(value["series"], value["interval"]).set(rsi)
+
+
+@contextmanager
+def handler_slice(handler: str) -> Iterator[None]:
+    """Time a piece of handler work that runs without yielding to the event loop."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        HANDLER.labels(handler).observe(time.perf_counter() - started)
+
+
+def partitions_revoked(revoked: Iterable[Any], sector_topic: str, liquidation_topic: str) -> None:
+    """A worker that loses partitions stops exporting what it measured from them: their lag, and
+    the market figures of the single-partition stage they fed (sector caps and RSI, liquidations);
+    max()/sum() panels and the lag rule must not read a stale value from the previous owner."""
+    for tp in revoked:
+        try:
+            CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+        except KeyError:
+            pass
+        if tp.topic == sector_topic:
+            SECTOR_CAP.clear()
+            SECTOR_CHANGE.clear()
+            RSI.clear()
+        elif tp.topic == liquidation_topic:
+            LIQUIDATIONS_USD.clear()
+
+
+def partitions_assigned(assigned: Iterable[Any], sector_topic: str, liquidation_topic: str,
+                        windows: Iterable[str], cap_series: Iterable[str]) -> None:
+    """Export the series of newly owned partitions from their assignment (lag at 0, RSI NaN)."""
+    for tp in assigned:
+        CONSUMER_LAG.labels(tp.topic, str(tp.partition))
+        if tp.topic == sector_topic:
+            for series in cap_series:
+                for interval in RSI_INTERVALS:
+                    RSI.labels(series, interval).set(math.nan)
+        elif tp.topic == liquidation_topic:
+            init_children(LIQUIDATIONS_USD, tuple(windows), SIDES)

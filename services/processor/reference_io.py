@@ -82,17 +82,19 @@ def seed_history(ctx: Context, values: list[bytes | None]) -> None:
             candle = orjson.loads(value) if value else None
             if not isinstance(candle, dict):
                 raise ValueError("not a JSON object")
+            if isinstance(candle.get("open_time"), bool) or not isinstance(candle.get("open_time"), int):
+                raise ValueError("open_time must be an integer (epoch ms)")
             candles.append(candle)
         except (ValueError, orjson.JSONDecodeError) as exc:
-            ctx.extra["send_deadletters"]("candle_history", [(value, f"bad history candle: {exc}")])
+            ctx.send_deadletters("candle_history", [(value, f"bad history candle: {exc}")])
             metrics.EVENTS.labels("candle_history", "deadletter").inc()
-    candles.sort(key=lambda c: (str(c.get("series")), str(c.get("interval")), int(c.get("open_time") or 0)))
+    candles.sort(key=lambda c: (str(c.get("series")), str(c.get("interval")), c["open_time"]))
     for candle in candles:
         try:
             ctx.signals.seed_history(candle)
             metrics.EVENTS.labels("candle_history", "applied").inc()
-        except ValueError as exc:
-            ctx.extra["send_deadletters"]("candle_history", [(orjson.dumps(candle), str(exc))])
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:   # any field a poison pill may hold
+            ctx.send_deadletters("candle_history", [(orjson.dumps(candle), str(exc))])
             metrics.EVENTS.labels("candle_history", "deadletter").inc()
 
 
@@ -100,7 +102,7 @@ def apply_record(ctx: Context, value: bytes | None) -> bool:
     try:
         info = AssetInfo.from_dict(orjson.loads(value) if value else None)
     except (InvalidEvent, orjson.JSONDecodeError) as exc:
-        ctx.extra["send_deadletters"]("assets", [(value, str(exc))])
+        ctx.send_deadletters("assets", [(value, str(exc))])
         metrics.EVENTS.labels("assets", "deadletter").inc()
         return False
     metrics.EVENTS.labels("assets", "applied").inc()
@@ -110,7 +112,7 @@ def apply_record(ctx: Context, value: bytes | None) -> bool:
 def on_change(ctx: Context) -> None:
     ctx.assets.on_universe_change()
     ctx.sectors.on_universe_change()
-    for hook in ctx.extra.get("universe_hooks", []):
+    for hook in ctx.universe_hooks:
         hook()
 
 

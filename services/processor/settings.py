@@ -26,6 +26,16 @@ class ProcessorSettings:
     processor_idle_source_seconds: float = setting(
         10.0, "A trade-bars partition that sent nothing for this long (wall time, while others sent) stops holding the watermark back.")
 
+    # Plausibility bounds (services/processor/validate.py): an input outside them is a dead letter.
+    processor_max_clock_skew_ms: int = setting(
+        60_000, "A trade bar or liquidation whose ts_recv is later than the wall clock by more than this is a dead letter.")
+    processor_max_ts_ahead_ms: int = setting(
+        60_000, "A trade bar or liquidation whose event ts is later than its ts_recv by more than this is a dead letter.")
+    processor_max_notional_usd: float = setting(
+        1e11, "Largest plausible notional of one trade bar or one liquidation, USD (above: dead letter).")
+    processor_max_price_usd: float = setting(
+        1e9, "Largest plausible price, USD (above, or not > 0: dead letter).")
+
     # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
     alert_intervals: tuple[str, ...] = setting(
         ("1h", "1d"), "Candle intervals of sector caps (total, ai, ...) whose closes raise SMA/RSI/local-extreme/round-level alerts.")

@@ -455,8 +455,12 @@ class SignalEngine:
 def _candle_fields(candle: dict[str, Any]) -> tuple[str, str, int, float, bool, int]:
     """(series, interval, open_time, close, closed, ts), or ValueError naming what is wrong."""
     try:
-        series, interval = str(candle["series"]), str(candle["interval"])
-        open_time, ts = int(candle["open_time"]), int(candle["ts"])
+        if not isinstance(candle["series"], str) or not isinstance(candle["interval"], str):
+            raise TypeError("series and interval must be strings")
+        if not all(isinstance(candle[k], int) and not isinstance(candle[k], bool) for k in ("open_time", "ts")):
+            raise TypeError("open_time and ts must be integers (epoch ms)")
+        series, interval = candle["series"], candle["interval"]
+        open_time, ts = candle["open_time"], candle["ts"]
         close, closed = float(candle["close"]), candle["closed"]
         high, low = float(candle["high"]), float(candle["low"])
     except (KeyError, TypeError, ValueError) as exc:

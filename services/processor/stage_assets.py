@@ -18,7 +18,7 @@ from services.common.events import InvalidEvent
 from services.processor.assetbook import APPLIED, DUPLICATE, AssetBook, Bucket, stats_value
 from services.processor.emitter import Conflator
 from services.processor.reference import Universe
-from services.processor.validate import parse_bar
+from services.processor.validate import DEFAULT_BOUNDS, Bounds, parse_bar
 from services.processor.watermark import progress_record, source_key
 
 TableChange = tuple[int, str, bytes | None]     # (partition, key, value or None to delete)
@@ -44,6 +44,11 @@ def minute_record(asset: str, minute: int, bucket: Bucket, src: int | None = Non
     return orjson.dumps(rec)
 
 
+def pack_records(records: Iterable[tuple[str, bytes]]) -> bytes:
+    """The records of one batch as one message (a JSON array, applied in order by the sector stage)."""
+    return b"[" + b",".join(record for _key, record in records) + b"]"
+
+
 @dataclass
 class BarBatch:
     table: list[TableChange] = field(default_factory=list)
@@ -55,8 +60,9 @@ class BarBatch:
 
 
 class AssetStage:
-    def __init__(self, universe: Universe, emit_interval: float) -> None:
+    def __init__(self, universe: Universe, emit_interval: float, bounds: Bounds = DEFAULT_BOUNDS) -> None:
         self.universe = universe
+        self.bounds = bounds
         self.books: dict[str, AssetBook] = {}
         self.partition_of: dict[str, int] = {}
         self.emit = Conflator(emit_interval)
@@ -69,15 +75,19 @@ class AssetStage:
             book = self.books[asset] = AssetBook(asset)
         return book
 
-    def apply(self, messages: Iterable[tuple[bytes | None, int]], behind: Container[int] = ()) -> BarBatch:
-        """``behind``: partitions the consumer has not read to their end (reported with the progress)."""
+    def apply(self, messages: Iterable[tuple[bytes | None, int] | tuple[bytes | None, int, bytes | None]],
+              behind: Container[int] = ()) -> BarBatch:
+        """Messages as (value, partition) or (value, partition, key): a key must name the bar's
+        base asset. ``behind``: partitions the consumer has not read to their end (reported with
+        the progress)."""
         out = BarBatch()
         touched: dict[tuple[str, int], int] = {}
         before = dict(self.progress)
         seen: set[int] = set()
-        for raw, partition in messages:
+        for message in messages:
+            raw, partition = message[0], message[1]
             try:
-                bar = parse_bar(raw, self.universe)
+                bar = parse_bar(raw, self.universe, self.bounds, message[2] if len(message) > 2 else False)
             except InvalidEvent as exc:
                 out.deadletters.append((raw, str(exc)))
                 out.outcomes["deadletter"] += 1
@@ -132,10 +142,10 @@ class AssetStage:
         return stats_value(asset, stats, book.now_ts, info.circulating_supply if info else None,
                            list(info.sectors) if info else [])
 
-    def due(self, now: float) -> list[tuple[str, dict[str, Any]]]:
-        """Asset-stats values to emit now (conflated, changed only)."""
+    def due(self, now: float, limit: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Asset-stats values to emit now (conflated, changed only; of at most ``limit`` assets)."""
         out = []
-        for asset in self.emit.ready(now):
+        for asset in self.emit.ready(now, limit):
             value = self.value(asset)
             if value is not None and self.emit.changed(asset, value, now):
                 out.append((asset, value))

@@ -9,19 +9,19 @@ the asset's own time. Pure: no Faust here.
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
 
 from services.processor.assetbook import AssetBook, Bucket, WindowStats
-from services.processor.candles import INTERVAL_MS, bucket_ohlc, candle_value, open_time_of, points_ohlc
+from services.processor.candles import INTERVAL_MS, candle_value, open_time_of, points_ohlc, ring_ohlc
+from services.processor.capline import CapLine
 from services.processor.emitter import Conflator
-from services.processor.reference import Universe
+from services.processor.reference import AssetInfo, Universe
 from services.processor.stage_assets import bucket_key, split_key
-from services.processor.timeutil import MINUTE_MS, minute_of, pct_change, ring_start
+from services.processor.timeutil import MINUTE_MS, RING_MINUTES, minute_of, pct_change, ring_start
 from services.processor.watermark import SOURCE_KEY_PREFIX, Watermark, progress_record, source_key
 
 LEGACY_SOURCE = -1     # a record without ``src``: its own source, progressing with its buckets
@@ -29,58 +29,79 @@ LEGACY_SOURCE = -1     # a record without ``src``: its own source, progressing w
 TableChange = tuple[int, str, bytes | None]
 TOP_N = 5
 INTERVALS = tuple(INTERVAL_MS)
+LINE_SLOTS = 2 * RING_MINUTES     # minutes a cap line holds at most (more is folded into its head)
+
+
+PriceStep = tuple[int, int | None, float | None, float | None]   # price on [start, end) went from -> to
 
 
 class Mirror(AssetBook):
-    """An asset's ring as stage 1 sees it, with its minutes kept sorted (for "last close at m").
+    """An asset's ring as stage 1 sees it; its price is a step function of event time: the close of
+    each held bucket, carried forward to the next one.
 
-    The closes of buckets that left the ring are kept (``old_*``) while they are inside the ring
-    of the cap series' close time: a partition ahead of the watermark evicts buckets of intervals
-    not yet closed, and the cap points of those intervals still see them.
+    The closes of buckets that left the ring are kept (``old_*``) while they are at or after the
+    floor (the ring's start at the cap series' close time): a partition ahead of the watermark
+    evicts buckets of intervals not yet closed, and the cap points of those intervals still see
+    them. Every change of the step function is returned as a :data:`PriceStep`.
     """
 
-    __slots__ = ("closes", "minutes", "old_closes", "old_minutes")
+    __slots__ = ("old_closes", "old_minutes")
 
     def __init__(self, asset: str) -> None:
         super().__init__(asset)
-        self.minutes: list[int] = []
-        self.closes: dict[int, float] = {}        # minute -> close of the buckets held (read per point)
         self.old_minutes: list[int] = []
         self.old_closes: list[float] = []
 
-    def put(self, minute: int, bucket: Bucket) -> int | None:
-        """Store a bucket; returns the earliest minute whose "last close" changed by an eviction."""
-        if minute not in self.buckets:
-            bisect.insort(self.minutes, minute)
-        leaving = bisect.bisect_left(self.minutes, ring_start(minute_of(max(self.now_ts, bucket.close_key[0]))))
-        for old in self.minutes[:leaving]:
-            if old in self.closes and old != minute:
-                self.old_minutes.append(old)
-                self.old_closes.append(self.closes[old])
-        evicted = self.set_bucket(minute, bucket)
-        self.closes[minute] = bucket.close
-        for gone in evicted:
-            self.minutes.remove(gone)
-            self.closes.pop(gone, None)
-        if minute not in self.buckets and minute in self.minutes:   # older than the ring: not kept
-            self.minutes.remove(minute)
-            self.closes.pop(minute, None)
-        return min(evicted) if evicted else None
+    def put(self, minute: int, bucket: Bucket, floor: int) -> list[PriceStep]:
+        """Store a bucket; returns the price steps that changed (evictions first)."""
+        ring = self.buckets
+        if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
+            return []                                     # older than the ring: not kept
+        out: list[PriceStep] = []
+        start = ring_start(minute_of(max(self.now_ts, bucket.close_key[0])))
+        j = ring.live.find(1, ring.lo, ring.clamp(start))
+        while j >= 0:                                     # the buckets about to leave, oldest first
+            gone = ring.base + j * MINUTE_MS
+            nxt = ring.live.find(1, j + 1)
+            if gone >= floor:
+                self.old_minutes.append(gone)
+                self.old_closes.append(ring.close[j])
+            else:                                         # nothing older is kept: unpriced until the next
+                out.append((gone, None if nxt < 0 else ring.base + nxt * MINUTE_MS, ring.close[j], None))
+            j = nxt if 0 <= nxt < ring.clamp(start) else -1
+        k = ring.index(minute)
+        before = ring.close[k] if k >= 0 else None
+        self.set_bucket(minute, bucket)
+        k = ring.index(minute)
+        if k < 0:
+            return out
+        close = ring.close[k]
+        nxt = ring.live.find(1, k + 1)
+        end = None if nxt < 0 else ring.base + nxt * MINUTE_MS
+        if before is None:
+            prev = ring.live.rfind(1, ring.lo, k)
+            before = ring.close[prev] if prev >= 0 else self.old_closes[-1] if self.old_closes else None
+        if before != close:
+            out.append((minute, end, before, close))
+        return out
 
-    def close_at(self, minute: int, floor: int | None = None) -> float | None:
-        """Close of the latest bucket at or before ``minute``; an evicted one only when its minute
-        is at or after ``floor``."""
-        i = bisect.bisect_right(self.minutes, minute)
-        if i:
-            return self.closes[self.minutes[i - 1]]
-        j = bisect.bisect_right(self.old_minutes, minute)
-        return self.old_closes[j - 1] if j and floor is not None and self.old_minutes[j - 1] >= floor else None
+    def forget_before(self, floor: int) -> list[PriceStep]:
+        """Drop the evicted closes before ``floor``; returns the price steps that changed."""
+        out: list[PriceStep] = []
+        while self.old_minutes and self.old_minutes[0] < floor:
+            minute, close = self.old_minutes.pop(0), self.old_closes.pop(0)
+            end = self.old_minutes[0] if self.old_minutes else self.buckets.oldest()
+            out.append((minute, end, close, None))
+        return out
 
-    def forget_before(self, floor: int) -> None:
-        """Drop the evicted closes before ``floor``."""
-        j = bisect.bisect_left(self.old_minutes, floor)
-        if j:
-            del self.old_minutes[:j], self.old_closes[:j]
+    def closes(self) -> Iterator[tuple[int, float]]:
+        """(minute, close) of every price step, oldest first."""
+        yield from zip(self.old_minutes, self.old_closes, strict=True)
+        ring = self.buckets
+        j = ring.live.find(1, ring.lo)
+        while j >= 0:
+            yield ring.base + j * MINUTE_MS, ring.close[j]
+            j = ring.live.find(1, j + 1)
 
 
 def sector_member(asset: str, supply: float, stats: WindowStats | None, stablecoin: bool) -> dict[str, Any]:
@@ -110,6 +131,17 @@ def sector_value(sector: str, name: str, members: list[dict[str, Any]], now_ts: 
             "ts": now_ts}
 
 
+def unpacked(messages: Iterable[bytes]) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """(record, its own bytes) of messages holding one record or an array of them."""
+    for raw in messages:
+        data = orjson.loads(raw)
+        if isinstance(data, list):
+            for rec in data:
+                yield rec, orjson.dumps(rec)
+        else:
+            yield data, raw
+
+
 class SectorStage:
     def __init__(self, universe: Universe, emit_interval: float, lateness_ms: int = 0, idle_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -118,31 +150,32 @@ class SectorStage:
         self.clock = clock
         self.cap_minute = -1                       # minute of the close time the cap series were closed to
         self._sector_ids: list[str] | None = None  # the universe's sectors, cached until it changes
+        self._caps_tracked = False                 # the cap series' current intervals are known
+        self._sectors_of: dict[str, list[str]] = {}  # asset -> the sectors it is a member of (with total)
         self.mirrors: dict[str, Mirror] = {}
+        self.with_old: set[str] = set()            # mirrors holding evicted closes
         self.now_ts = -1
+        self.floor = -1                            # no evicted close before this minute is used
         self.sectors = Conflator(emit_interval)
         self.candles = Conflator(emit_interval)
-        self.dirty_from: int | None = None        # earliest minute whose cap points must be recomputed
-        self.stale: list[tuple[int, int]] = []     # [from, to) minutes an eviction changed
-        self.points_from = 0                       # no cap point is kept before this minute
-        self.points_to = -1                        # cap points are computed up to this minute
-        self.points: dict[str, dict[int, float]] = {}
+        self.lines: dict[str, CapLine] = {}
         self.open_times: dict[str, int] = {}       # series:interval -> open_time of its current interval
         self.closed: list[dict[str, Any]] = []     # closed candles not yet emitted (never conflated)
         self.max_ts_recv = 0
+        self._rebuild_lines()
 
     # -- input ----------------------------------------------------------------------------
 
     def apply(self, records: Iterable[bytes], now: float | None = None) -> list[TableChange]:
-        """Apply minute records and source progress records received at wall time ``now``."""
+        """Apply minute records and source progress records received at wall time ``now`` (each
+        message one record or a JSON array of them, see :func:`stage_assets.pack_records`)."""
         wall = self.clock() if now is None else now
         changes: list[TableChange] = []
-        for raw in records:
-            rec = orjson.loads(raw)
+        for rec, raw in unpacked(records):
             wm = rec.get("wm")
             if "asset" not in rec:      # a source's progress: stored so a restart keeps the watermark
                 src = int(rec["src"])
-                self.watermark.observe(src, int(wm), wall, bool(rec.get("caught_up", True)))
+                self.watermark.observe(src, int(rec["wm"]), wall, bool(rec.get("caught_up", True)))
                 changes.append((0, source_key(src), progress_record(src, self.watermark.progress[src])))
                 self._close_caps()
                 continue
@@ -172,6 +205,11 @@ class SectorStage:
     def sector_ids(self) -> list[str]:
         if self._sector_ids is None:
             self._sector_ids = self.universe.sectors()
+            self._caps_tracked = False
+            self._sectors_of = {}
+            for sector in self._sector_ids:
+                for asset in self.universe.members(sector):
+                    self._sectors_of.setdefault(asset, []).append(sector)
         return self._sector_ids
 
     def _close_caps(self) -> None:
@@ -182,9 +220,8 @@ class SectorStage:
         if minute_of(close_time) != self.cap_minute:   # every interval boundary is a minute boundary
             self.cap_minute = minute_of(close_time)
             self._close_intervals(None, close_time)
-            floor = self.history_floor()
-            for mirror in self.mirrors.values():
-                mirror.forget_before(floor)
+            self._advance_floor()
+            self._trim_lines()
 
     def history_floor(self) -> int:
         """Oldest evicted close the cap points use: the ring's start at the cap series' close time
@@ -197,31 +234,91 @@ class SectorStage:
         opens = [t for s in self.sector_ids() if (t := self.open_times.get(f"{s}:1d")) is not None]
         return min(opens) if opens else ring_start(minute_of(self.now_ts))
 
+    def points_floor(self) -> int:
+        """No cap point before this minute is read (neither by the forming nor by a closing candle)."""
+        return min(ring_start(minute_of(self.now_ts)), self.cap_floor())
+
     def _put(self, asset: str, minute: int, bucket: Bucket, close: bool = True) -> None:
         mirror = self.mirrors.get(asset)
         if mirror is None:
             mirror = self.mirrors[asset] = Mirror(asset)
         if close:
             self._close_intervals(asset, max(mirror.now_ts, bucket.close_key[0]))
-        evicted_from = mirror.put(minute, bucket)
+        steps = mirror.put(minute, bucket, self.floor)
+        if mirror.old_minutes:
+            self.with_old.add(asset)
         self.now_ts = max(self.now_ts, mirror.now_ts)
-        self.dirty_from = minute if self.dirty_from is None else min(self.dirty_from, minute)
-        if evicted_from is not None and (not mirror.minutes or mirror.minutes[0] > ring_start(minute_of(self.now_ts))):
-            # the asset's price before its oldest remaining bucket is no longer known
-            self.stale.append((evicted_from, mirror.minutes[0] if mirror.minutes else minute_of(self.now_ts)))
+        self._move_lines(asset, steps)
         self._track_intervals(asset)
         for interval in INTERVALS:
             self.candles.mark(f"{asset}:{interval}")
+
+    def _advance_floor(self) -> None:
+        """Forget the evicted closes before the ring's start at the cap series' close time (kept
+        until a watermark exists: a source may still report from far behind)."""
+        floor = self.history_floor()
+        if self.watermark.close_time() is None or floor <= self.floor:
+            return
+        self.floor = floor
+        for asset in list(self.with_old):
+            mirror = self.mirrors[asset]
+            self._move_lines(asset, mirror.forget_before(floor))
+            if not mirror.old_minutes:
+                self.with_old.discard(asset)
+
+    # -- cap lines --------------------------------------------------------------------------
+
+    def _contribution(self, info: AssetInfo, price: float | None) -> tuple[float, int]:
+        if price is None:
+            return (info.circulating_supply, 1) if info.stablecoin else (0.0, 0)
+        return price * info.circulating_supply, 1
+
+    def _move_lines(self, asset: str, steps: list[PriceStep]) -> None:
+        """Add an asset's price steps to the cap lines of its sectors."""
+        info = self.universe.assets.get(asset)
+        if info is None or not steps:
+            return
+        self.sector_ids()
+        lines = [self.lines[s] for s in self._sectors_of.get(asset, ())]
+        for start, end, before, after in steps:
+            v1, c1 = self._contribution(info, after)
+            v0, c0 = self._contribution(info, before)
+            value, count = v1 - v0, c1 - c0
+            for line in lines:
+                line.change(start, end, value, count)
+
+    def _rebuild_lines(self) -> None:
+        """The cap lines from the universe and every mirror's price steps (start, universe change)."""
+        self._sector_ids = None
+        self.lines = {}
+        for sector in self.sector_ids():
+            head = [self._contribution(self.universe.assets[a], None) for a in self.universe.members(sector)]
+            self.lines[sector] = CapLine(LINE_SLOTS, sum(v for v, _ in head), sum(c for _, c in head))
+        for asset, mirror in self.mirrors.items():
+            steps: list[PriceStep] = []
+            before: float | None = None
+            for minute, close in mirror.closes():
+                steps.append((minute, None, before, close))
+                before = close
+            self._move_lines(asset, steps)
+        self._trim_lines()
+
+    def _trim_lines(self) -> None:
+        if self.now_ts >= 0:
+            floor = self.points_floor()
+            for line in self.lines.values():
+                line.trim(floor)
 
     def rebuild(self, items: Iterable[tuple[str, bytes]]) -> None:
         """Replace the state by the table's (after recovery). Every series resumes in the interval
         it was in: assets at their own time, cap series at the restored watermark (never later, so
         no cap candle closes early; without a stored watermark, at ``now``, so none closes twice)."""
         self.mirrors.clear()
-        self.now_ts, self.dirty_from, self.points, self.open_times = -1, None, {}, {}
-        self.stale, self.points_from, self.points_to = [], 0, -1
+        self.with_old.clear()
+        self.now_ts, self.floor, self.open_times, self._caps_tracked = -1, -1, {}, False
         self.watermark.reset()
         self.cap_minute = -1
+        self._rebuild_lines()
         buckets = []
         for key, raw in items:
             rec = orjson.loads(raw)
@@ -231,6 +328,7 @@ class SectorStage:
                 buckets.append((split_key(key)[1], rec))
         for _minute, rec in sorted(buckets, key=lambda mr: mr[0]):
             self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
+        self._advance_floor()
         self.open_times = {}
         close_time = self.watermark.close_time()
         for series in (*self.mirrors, *self.universe.sectors()):
@@ -240,6 +338,7 @@ class SectorStage:
             if series_now >= 0:
                 for interval in INTERVALS:
                     self.open_times[f"{series}:{interval}"] = open_time_of(series_now, interval)
+        self._trim_lines()
         self._mark_caps()
 
     def configure(self, lateness_ms: int, idle_s: float, sources: Iterable[int]) -> None:
@@ -250,8 +349,11 @@ class SectorStage:
     # -- interval closes --------------------------------------------------------------------
 
     def _track_intervals(self, asset: str) -> None:
-        """Remember the interval each touched series is in (the one its next close will end)."""
-        for series in (asset, *self.sector_ids()):
+        """Remember the interval each touched series is in (the one its next close will end); the
+        cap series once (they then move on in :meth:`_close_intervals`)."""
+        caps = () if self._caps_tracked else self.sector_ids()
+        self._caps_tracked = self.now_ts >= 0
+        for series in (asset, *caps):
             series_now = self.series_now(series)
             if series_now < 0:
                 continue
@@ -267,7 +369,6 @@ class SectorStage:
         intervals within one emission interval); ``asset`` None stands for the cap series.
         """
         series_list = [asset] if asset is not None else self.sector_ids()
-        refreshed = False
         for series in series_list:
             for interval in INTERVALS:
                 key = f"{series}:{interval}"
@@ -275,18 +376,13 @@ class SectorStage:
                 new_open = open_time_of(new_now, interval)
                 if previous is None or previous >= new_open:
                     continue
-                if asset is None and not refreshed:
-                    self.refresh_points()
-                    refreshed = True
                 candle = self.candle(series, interval, previous, closed=True)
                 if candle is not None:
                     self.closed.append(candle)
                 self.open_times[key] = new_open
 
     def on_universe_change(self) -> None:
-        self._sector_ids = None
-        if self.mirrors:
-            self.dirty_from = ring_start(minute_of(self.now_ts))
+        self._rebuild_lines()
         self._mark_caps()
 
     # -- sector caps ----------------------------------------------------------------------
@@ -307,64 +403,20 @@ class SectorStage:
         return {s: sector_value(s, names.get(s, s), [rows[a] for a in self.universe.members(s)], self.now_ts)
                 for s in sectors}
 
-    # -- cap points and candles -----------------------------------------------------------
-
-    def _point(self, members: list[str], minute: int, floor: int) -> float | None:
-        total = 0.0
-        priced = False
-        for asset in members:
-            info = self.universe.assets[asset]
-            mirror = self.mirrors.get(asset)
-            price = mirror.close_at(minute, floor) if mirror else None
-            if price is None and info.stablecoin:
-                price = 1.0
-            if price is not None:
-                total += price * info.circulating_supply
-                priced = True
-        return total if priced else None
-
-    def refresh_points(self) -> None:
-        """Recompute the cap series' minute-close points from ``dirty_from`` to ``now`` and in the
-        ranges evictions changed; drop the points older than the ring (incrementally)."""
-        now_minute = minute_of(self.now_ts)
-        if self.now_ts < 0 or (self.dirty_from is None and not self.stale and self.points_to >= now_minute):
-            return
-        start = min(ring_start(now_minute), self.cap_floor())
-        end = now_minute + MINUTE_MS
-        ranges = [(max(a, start), min(b, end)) for a, b in self.stale]
-        ranges.append((max(self.points_to + MINUTE_MS, start), end))
-        if self.dirty_from is not None:
-            ranges.append((max(self.dirty_from, start), end))
-        minutes = sorted({m for a, b in ranges for m in range(a, b, MINUTE_MS)})
-        floor = self.history_floor()
-        for sector in self.sector_ids():
-            pts = self.points.setdefault(sector, {})
-            if start - self.points_from > len(pts) * MINUTE_MS:
-                for old in [m for m in pts if m < start]:
-                    del pts[old]
-            else:
-                for old in range(self.points_from, start, MINUTE_MS):
-                    pts.pop(old, None)
-            members = self.universe.members(sector)
-            for minute in minutes:
-                value = self._point(members, minute, floor)
-                if value is None:
-                    pts.pop(minute, None)
-                else:
-                    pts[minute] = value
-        self.points_from, self.points_to = max(self.points_from, start), now_minute
-        self.dirty_from, self.stale = None, []
+    # -- candles --------------------------------------------------------------------------
 
     def candle(self, series: str, interval: str, open_time: int, closed: bool) -> dict[str, Any] | None:
         end = open_time + INTERVAL_MS[interval]
         mirror = self.mirrors.get(series)
         if mirror is not None:
-            lo, hi = bisect.bisect_left(mirror.minutes, open_time), bisect.bisect_left(mirror.minutes, end)
-            ohlc = bucket_ohlc((m, mirror.buckets[m]) for m in mirror.minutes[lo:hi])
+            ohlc = ring_ohlc(mirror.buckets, open_time, end)
             ts = mirror.now_ts if not closed else min(mirror.now_ts, end - 1)
         else:
-            pts = self.points.get(series, {})
-            ohlc = points_ohlc(pts[m] for m in range(open_time, end, MINUTE_MS) if m in pts)
+            line = self.lines.get(series)
+            if line is None or self.now_ts < 0:
+                return None
+            start = max(open_time, self.points_floor())
+            ohlc = points_ohlc(line.points(start, min(end, minute_of(self.now_ts) + MINUTE_MS)))
             ts = self.now_ts if not closed else min(self.now_ts, end - 1)
         return None if ohlc is None else candle_value(series, interval, open_time, ohlc, closed, ts)
 
@@ -372,14 +424,15 @@ class SectorStage:
         mirror = self.mirrors.get(series)
         return mirror.now_ts if mirror is not None else self.now_ts
 
-    def due_candles(self, now: float) -> list[dict[str, Any]]:
-        """Candles to emit: every closed candle queued since the last call (in order, never
-        conflated), then the forming candle of each series whose emission interval has passed."""
-        out, self.closed = self.closed, []
-        keys = self.candles.ready(now)
-        if not keys:
+    def due_candles(self, now: float, limit: int | None = None) -> list[dict[str, Any]]:
+        """Candles to emit: the closed candles queued (in order, never conflated), then the forming
+        candle of each series whose emission interval has passed; at most about ``limit`` of them
+        (the rest on the next call), so a caller can yield between slices."""
+        if limit is not None and len(self.closed) >= limit:
+            out, self.closed = self.closed[:limit], self.closed[limit:]
             return out
-        self.refresh_points()
+        out, self.closed = self.closed, []
+        keys = self.candles.ready(now, None if limit is None else limit - len(out))
         for key in keys:
             series, interval = key.rsplit(":", 1)
             series_now = self.series_now(series)
@@ -390,7 +443,7 @@ class SectorStage:
                 out.append(forming)
         return out
 
-    def due_sectors(self, now: float) -> list[dict[str, Any]]:
-        keys = self.sectors.ready(now)
+    def due_sectors(self, now: float, limit: int | None = None) -> list[dict[str, Any]]:
+        keys = self.sectors.ready(now, limit)
         values = self.sector_values(keys)
         return [v for s, v in values.items() if self.sectors.changed(s, v, now)]

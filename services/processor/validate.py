@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -9,6 +13,44 @@ import orjson
 from services.common.events import InvalidEvent, Liquidation, TradeBar
 from services.processor.reference import Universe
 from services.processor.timeutil import USD_QUOTES, minute_of
+
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What the processor accepts as plausible (settings ``processor_max_*``); anything outside is a
+    dead letter before any state is touched. ``clock`` is the wall clock in epoch seconds."""
+
+    max_clock_skew_ms: int = 60_000         # ts_recv may be this far past the wall clock
+    max_ts_ahead_ms: int = 60_000           # an event's ts may be this far past its ts_recv
+    max_notional_usd: float = 1e11          # one bar's or one liquidation's notional
+    max_price_usd: float = 1e9
+    clock: Callable[[], float] = field(default=time.time, compare=False)
+
+    def check_times(self, ts: int, ts_recv: int) -> None:
+        if ts_recv > self.clock() * 1000 + self.max_clock_skew_ms:
+            raise InvalidEvent(f"ts_recv {ts_recv} is later than the wall clock (+{self.max_clock_skew_ms} ms)")
+        if ts > ts_recv + self.max_ts_ahead_ms:
+            raise InvalidEvent(f"ts {ts} is more than {self.max_ts_ahead_ms} ms after its ts_recv {ts_recv}")
+
+    def check_amounts(self, notional: float, prices: tuple[float, ...]) -> None:
+        if not notional <= self.max_notional_usd:
+            raise InvalidEvent(f"notional_usd {notional!r} is above the plausible {self.max_notional_usd:g} USD")
+        if not all(math.isfinite(p) and 0 < p <= self.max_price_usd for p in prices):
+            raise InvalidEvent(f"price outside (0, {self.max_price_usd:g}] USD")
+
+
+DEFAULT_BOUNDS = Bounds()
+
+
+def _int64(data: Any, names: tuple[str, ...]) -> None:
+    """Integers beyond int64 (stored in typed arrays and Kafka/JSON consumers) are refused up front."""
+    if isinstance(data, dict):
+        for name in names:
+            value = data.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX <= value <= INT64_MAX:
+                raise InvalidEvent(f"{name} is outside the 64-bit integer range")
 
 
 def _decode(raw: bytes | None) -> Any:
@@ -29,10 +71,18 @@ def _check_asset(base: str, quote: str, universe: Universe) -> str:
     return asset
 
 
-def parse_bar(raw: bytes | None, universe: Universe) -> TradeBar:
-    """A usable trade bar (``base`` upper-cased) or :class:`InvalidEvent` with the reason."""
-    bar = TradeBar.from_dict(_decode(raw))
+def parse_bar(raw: bytes | None, universe: Universe, bounds: Bounds = DEFAULT_BOUNDS,
+              key: bytes | None | bool = False) -> TradeBar:
+    """A usable trade bar (``base`` upper-cased) or :class:`InvalidEvent` with the reason; ``key``
+    (the message key, False when unknown) must name the bar's base asset (the topic's key)."""
+    data = _decode(raw)
+    _int64(data, ("minute", "count", "ts_first", "ts_last", "ts_recv"))
+    bar = TradeBar.from_dict(data)
     bar.base = _check_asset(bar.base, bar.quote, universe)
+    if key is not False and (not isinstance(key, bytes) or key.decode(errors="replace").upper() != bar.base):
+        raise InvalidEvent(f"message key {key!r} does not match the bar's base asset {bar.base!r}")
+    bounds.check_times(bar.ts_last, bar.ts_recv)
+    bounds.check_amounts(bar.notional_usd, (bar.open, bar.high, bar.low, bar.close))
     if bar.ts_first > bar.ts_last:
         raise InvalidEvent("ts_first is after ts_last")
     if minute_of(bar.ts_first) != bar.minute or minute_of(bar.ts_last) != bar.minute:
@@ -44,8 +94,12 @@ def parse_bar(raw: bytes | None, universe: Universe) -> TradeBar:
     return bar
 
 
-def parse_liquidation(raw: bytes | None, universe: Universe) -> Liquidation:
+def parse_liquidation(raw: bytes | None, universe: Universe, bounds: Bounds = DEFAULT_BOUNDS) -> Liquidation:
     """A usable liquidation (``base`` upper-cased) or :class:`InvalidEvent` with the reason."""
-    liq = Liquidation.from_dict(_decode(raw))
+    data = _decode(raw)
+    _int64(data, ("ts", "ts_recv"))
+    liq = Liquidation.from_dict(data)
     liq.base = _check_asset(liq.base, liq.quote, universe)
+    bounds.check_times(liq.ts, liq.ts_recv)
+    bounds.check_amounts(liq.notional_usd, (liq.price,))
     return liq

@@ -89,3 +89,18 @@ def test_undeclared_fields_are_found_in_nested_members() -> None:
 
     value = {"sector": "ai", "extra": 1, "members": [{"asset": "FET", "change_24h_pct": 1.0, "odd": 2}]}
     assert undeclared_fields(schema_of(SECTOR_CAPS), value) == [".extra", ".members[].odd"]
+
+
+def test_asyncapi_document_is_valid_asyncapi_3() -> None:
+    """The document against the AsyncAPI 3.0.0 JSON Schema of the spec itself (tests/common/data)."""
+    from pathlib import Path
+
+    from tests.common.payloads import asyncapi_doc
+
+    spec = json.loads((Path(__file__).parent / "data" / "asyncapi-3.0.0.schema.json").read_text())
+    errors = [f"{list(e.absolute_path)}: {e.message[:200]}"
+              for e in jsonschema.Draft7Validator(spec).iter_errors(asyncapi_doc())]
+    assert errors == []
+    broken = asyncapi_doc()
+    broken["channels"]["ws"]["address"] = 42
+    assert not jsonschema.Draft7Validator(spec).is_valid(broken)

@@ -16,7 +16,7 @@ DOC = REPO / "docs" / "metrics.md"
 # Every label name in use, each with a bounded value set (see the metrics modules' docstrings).
 BOUNDED_LABELS = {
     "venue", "outcome", "kind", "reason", "topic", "partition", "stream", "table",
-    "family", "code", "limit", "error", "sector", "window", "side", "series", "interval",
+    "family", "code", "limit", "error", "sector", "window", "side", "series", "interval", "handler",
 }
 UNBOUNDED = re.compile(r"(client|conn|session|user|ip|addr|trade|order|^id$|_id$|symbol|instrument|channel|key)")
 

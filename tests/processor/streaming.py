@@ -63,7 +63,6 @@ class Pipeline:
         return self.sectors.sector_values(self.universe.sectors())
 
     def candles(self) -> dict[str, dict[str, Any]]:
-        self.sectors.refresh_points()
         out = {}
         for series in [*self.sectors.mirrors, *self.universe.sectors()]:
             for interval in INTERVAL_MS:

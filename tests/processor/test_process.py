@@ -20,13 +20,13 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import TradeBar
 from services.common.settings import KafkaSettings, load
-from services.processor import oracle
 from services.processor.reference import BUNDLED_ASSETS, bundled_universe
 from services.processor.reference_io import load_assets
 from services.processor.settings import ProcessorSettings
 from services.processor.signals import SignalEngine
 from services.processor.stage_assets import AssetStage
 from services.processor.stage_sectors import SectorStage
+from tests import oracle
 from tests.processor.data import ASSETS, market
 from tests.processor.helpers import bar, differences, produce, read_latest, wait_until
 

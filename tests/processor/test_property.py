@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.events import Liquidation, TradeBar
-from services.processor import oracle
 from services.processor.reference import bundled_universe
 from services.processor.timeutil import MINUTE_MS
+from tests import oracle
 from tests.processor.helpers import T0, bar, differences, liquidation
 from tests.processor.streaming import Pipeline
 

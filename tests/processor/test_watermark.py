@@ -9,12 +9,12 @@ import math
 import orjson
 
 from services.common.events import TradeBar
-from services.processor import oracle
 from services.processor.reference import bundled_universe
 from services.processor.stage_assets import AssetStage
 from services.processor.stage_sectors import SectorStage
 from services.processor.timeutil import MINUTE_MS
 from services.processor.watermark import Watermark
+from tests import oracle
 from tests.processor.helpers import T0, bar
 
 HOUR = 60 * MINUTE_MS

@@ -188,8 +188,8 @@ def test_every_figure_and_signal_through_the_gateway(stack: Stack, final: Any) -
 
 
 def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
-    oracle = pytest.importorskip("services.processor.oracle")
     from services.processor.reference import bundled_universe
+    from tests import oracle
 
     bars = [TradeBar.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.TRADE_BARS)]
     liqs = [Liquidation.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.LIQUIDATIONS)]

@@ -94,8 +94,8 @@ def test_prices_are_positive_and_realistic() -> None:
 
 
 def test_the_processors_oracle_agrees_with_the_batch(week: tuple[Parsed, list[str]]) -> None:
-    from services.processor import oracle
     from services.processor.reference import bundled_universe
+    from tests import oracle
 
     parsed, _ = week
     live = figures(parsed)

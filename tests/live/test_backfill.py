@@ -74,8 +74,8 @@ def test_ranges_and_bars() -> None:
 def test_merged_minutes_give_the_processor_the_same_figures() -> None:
     """The processor's own batch oracle on the venues' bars and on the merged bars agrees."""
     from services.common.events import TradeBar
-    from services.processor import oracle
     from services.processor.reference import bundled_universe
+    from tests import oracle
     from tests.processor.helpers import differences
 
     minute0 = NOW - NOW % MINUTE_MS - 30 * MINUTE_MS

@@ -53,9 +53,9 @@ def add_synthetic(count: int) -> list[dict[str, Any]]:
     symbols = [{"symbol": f"SYN{i:03d}USDT", "status": "TRADING", "contractType": "PERPETUAL",
                 "baseAsset": f"SYN{i:03d}", "quoteAsset": "USDT"} for i in range(count)]
     from services.ingestor.refresh import refresh_from_rest
-    from services.ingestor.venues.registry import venues
+    from services.ingestor.venues.registry import adapter_class
 
-    refresh_from_rest(venues()["binance-usdm"], fetch=lambda _url, _timeout: {"symbols": symbols})
+    refresh_from_rest(adapter_class("binance-usdm"), fetch=lambda _url, _timeout: {"symbols": symbols})
     return [{"asset": f"SYN{i:03d}", "name": f"Synthetic {i}", "circulating_supply": 1e6 + i,
              "sectors": ["ai"] if i % 3 == 0 else [], "stablecoin": False} for i in range(count)]
 

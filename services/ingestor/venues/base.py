@@ -150,7 +150,7 @@ class ConnectionRules:
 
 
 class Venue(Protocol):
-    """What every venue module exports as ``VENUE``.
+    """What every venue's adapter is, built with the venue's instrument table (``registry.get``).
 
     Optional extra: ``channel_of(frame: str) -> str | None`` ("trades"/"liquidations"), a cheap
     look at a frame that lets the runtime apply per-stream staleness thresholds; without it any

@@ -35,6 +35,7 @@ from services.common.events import USD_QUOTES
 from services.common.kafka import create_topics
 from services.common.settings import KafkaSettings, load
 from services.ingestor import instruments as instrument_data
+from services.ingestor.backfill import run
 from services.ingestor.backfill.client import make_clients
 from services.ingestor.backfill.plan import instruments_for, plan_ranges, windows
 from services.ingestor.backfill.progress import Progress
@@ -52,9 +53,9 @@ def add_synthetic(count: int) -> list[dict[str, Any]]:
     symbols = [{"symbol": f"SYN{i:03d}USDT", "status": "TRADING", "contractType": "PERPETUAL",
                 "baseAsset": f"SYN{i:03d}", "quoteAsset": "USDT"} for i in range(count)]
     from services.ingestor.refresh import refresh_from_rest
-    from services.ingestor.venues.registry import venues
+    from services.ingestor.venues.registry import adapter_class
 
-    refresh_from_rest(venues()["binance-usdm"], fetch=lambda _url, _timeout: {"symbols": symbols})
+    refresh_from_rest(adapter_class("binance-usdm"), fetch=lambda _url, _timeout: {"symbols": symbols})
     return [{"asset": f"SYN{i:03d}", "name": f"Synthetic {i}", "circulating_supply": 1e6 + i,
              "sectors": ["ai"] if i % 3 == 0 else [], "stablecoin": False} for i in range(count)]
 
@@ -100,32 +101,19 @@ def applied(port: int, stream: str = "trade_bars") -> float:
                if line.startswith('cryptopulse_processor_events_total{') and f'stream="{stream}"' in line)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instruments", type=int, default=300)
-    parser.add_argument("--minutes", type=int, default=2880)
-    args = parser.parse_args()
+def per_venue(bars: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The comparison arm: every venue's bar kept (what the backfill published before merging)."""
+    return sorted(bars, key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
 
-    known = [r["asset"] for r in read_snapshot().records]
-    listed = instruments_for({v: instrument_data.load_instruments(v) for v in VENUES}, known, USD_QUOTES)
-    extra = add_synthetic(max(0, args.instruments - len(listed)))
-    assets = known + [r["asset"] for r in extra]
-    symbols = {v: {s: i.contract_size for s, i in instrument_data.load_instruments(v).items()} for v in VENUES}
-    ports: Any = multiprocessing.Queue()
-    stop = multiprocessing.Event()
-    fakes = multiprocessing.Process(target=serve_fakes, args=(symbols, ports, stop), daemon=True)
-    fakes.start()
-    urls = ports.get(timeout=30)
+
+def warm_start(urls: dict[str, str], extra: list[dict[str, Any]], minutes: int, merged: bool) -> tuple[float, float, Any]:
+    """A fresh broker and processor worker; (publish done, every bar applied) seconds and the summary."""
     broker = EmbeddedBroker(port=free_port()).start()
     worker: subprocess.Popen[bytes] | None = None
+    original = run.merge_minutes
     try:
         asyncio.run(create_topics(broker.bootstrap))
         kafka = load(KafkaSettings, environ={}, broker_port=broker.port)
-        settings = settings_for(urls, args.minutes)
-        count = len(instruments_for({v: instrument_data.load_instruments(v) for v in VENUES}, assets, USD_QUOTES))
-        print(f"{count} instruments, {args.minutes} one-minute klines each, fake REST servers without rate limits")
-        fetch_s, rows = asyncio.run(fetch_only(settings, assets))
-        print(f"fetch alone:           {fetch_s:7.1f} s  ({rows} klines, {rows / fetch_s:,.0f}/s)")
 
         async def publish_reference() -> None:
             await load_file(kafka)
@@ -140,26 +128,54 @@ def main() -> None:
         while applied(metrics_port) < 0:
             time.sleep(0.2)
         time.sleep(8)                                   # group join on the embedded broker
+        if not merged:
+            run.merge_minutes = per_venue  # type: ignore[assignment]
         started = time.perf_counter()
-        summary = asyncio.run(backfill(kafka, settings, out=io.StringIO()))
+        summary = asyncio.run(backfill(kafka, settings_for(urls, minutes), out=io.StringIO()))
         published_s = time.perf_counter() - started
-        history_s = None
         while applied(metrics_port) < summary.bars:
             if worker.poll() is not None:
                 raise SystemExit("the processor worker died")
-            if history_s is None and applied(metrics_port, "candle_history") >= summary.history_candles:
-                history_s = time.perf_counter() - started
             time.sleep(0.2)
-        total_s = time.perf_counter() - started
-        print(f"history candles seeded after {history_s} s")
-        print(f"fetch + publish:       {published_s:7.1f} s  ({summary.line()})")
-        print(f"until all bars applied:{total_s:7.1f} s")
-        print(f"processing adds {100 * (total_s - fetch_s) / fetch_s:.0f} % to the fetch time (target <= 50 %)")
+        return published_s, time.perf_counter() - started, summary
     finally:
+        run.merge_minutes = original  # type: ignore[assignment]
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(20)
         broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instruments", type=int, default=300)
+    parser.add_argument("--minutes", type=int, default=2880)
+    parser.add_argument("--compare", action="store_true",
+                        help="also run the warm start with one bar per venue (before merging), side by side")
+    args = parser.parse_args()
+
+    known = [r["asset"] for r in read_snapshot().records]
+    listed = instruments_for({v: instrument_data.load_instruments(v) for v in VENUES}, known, USD_QUOTES)
+    extra = add_synthetic(max(0, args.instruments - len(listed)))
+    assets = known + [r["asset"] for r in extra]
+    symbols = {v: {s: i.contract_size for s, i in instrument_data.load_instruments(v).items()} for v in VENUES}
+    ports: Any = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    fakes = multiprocessing.Process(target=serve_fakes, args=(symbols, ports, stop), daemon=True)
+    fakes.start()
+    urls = ports.get(timeout=30)
+    try:
+        count = len(instruments_for({v: instrument_data.load_instruments(v) for v in VENUES}, assets, USD_QUOTES))
+        print(f"{count} instruments, {args.minutes} one-minute klines each, fake REST servers without rate limits")
+        fetch_s, rows = asyncio.run(fetch_only(settings_for(urls, args.minutes), assets))
+        print(f"fetch alone:           {fetch_s:7.1f} s  ({rows} klines, {rows / fetch_s:,.0f}/s)")
+        arms = [("one bar per asset-minute", True)] + ([("one bar per venue-minute", False)] if args.compare else [])
+        for name, merged in arms:
+            published_s, total_s, summary = warm_start(urls, extra, args.minutes, merged)
+            print(f"[{name}] fetch + publish: {published_s:7.1f} s  ({summary.line()})")
+            print(f"[{name}] until all bars applied: {total_s:7.1f} s; processing adds "
+                  f"{100 * (total_s - fetch_s) / fetch_s:.0f} % to the fetch time (target <= 50 %)")
+    finally:
         stop.set()
         fakes.join(10)
 

@@ -35,6 +35,7 @@ from services.common.broker import EmbeddedBroker, free_port
 from services.common.frames import RawFrame
 from services.common.kafka import create_topics
 from services.common.settings import KafkaSettings
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.producer import Publisher
 from services.ingestor.venues import registry
@@ -47,7 +48,7 @@ VENUES = ("binance-usdm", "bybit", "okx", "bitmex", "deribit", "gate", "binance-
 
 async def ours(kafka: KafkaSettings, venue: str, frames: list[str]) -> dict[str, float]:
     """Frames of one venue through a fresh pipeline into the broker; every record acknowledged."""
-    adapter = registry.get(venue)
+    adapter = registry.get(venue, load_instruments(venue))
     inflate = getattr(adapter, "frame_text", None)
     wire = [gzip.compress(f.encode(), mtime=0) for f in frames] if inflate else frames
     pipeline, publisher = Pipeline({venue: adapter}), Publisher(kafka)

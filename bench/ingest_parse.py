@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from services.ingestor.instruments import load_instruments
 from services.ingestor.venues import registry
 from tests.ingestor.fakes.samples import VENUES, recorded_frames
 
@@ -45,7 +46,7 @@ def measure(venue: str, frames: list[str], repeat: int) -> tuple[float, float, i
     """(orjson frames/s, adapter frames/s, events). The frames are timed in chunks of ``CHUNK``,
     orjson and the adapter back to back on each chunk, keeping each chunk's fastest of ``repeat``
     rounds: load from other processes on this shared machine hits both alike and mostly drops out."""
-    adapter = registry.get(venue)
+    adapter = registry.get(venue, load_instruments(venue))
     parse, loads, ts_recv, clock = adapter.parse, orjson.loads, 1_737_972_001_000, time.perf_counter
     inflate = getattr(adapter, "frame_text", None)
     if inflate is not None:          # HTX: frames arrive gzip-compressed; inflating is part of the work

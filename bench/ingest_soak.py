@@ -45,6 +45,7 @@ from services.common.frames import RawFrame
 from services.common.kafka import create_topics
 from services.common.settings import KafkaSettings
 from services.ingestor import metrics
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.producer import Publisher
 from services.ingestor.runtime import Connection, Timing, plan_connections
@@ -162,13 +163,14 @@ async def _frames(connections: list[Connection], queue: asyncio.Queue[RawFrame])
 async def ingest(ports: dict[str, int], kafka: KafkaSettings, fakes: subprocess.Popen[str], sample: float) -> None:
     queue: asyncio.Queue[RawFrame] = asyncio.Queue(10_000)
     timing = Timing(ping_interval=None)
-    connections = [Connection(registry.get(venue), planned, queue, timing, url_override=f"ws://127.0.0.1:{port}")
+    adapters = registry.venues(load_instruments)
+    connections = [Connection(adapters[venue], planned, queue, timing, url_override=f"ws://127.0.0.1:{port}")
                    for venue, port in ports.items()
-                   for planned in plan_connections(registry.get(venue), SUBSCRIPTIONS[venue])]
+                   for planned in plan_connections(adapters[venue], SUBSCRIPTIONS[venue])]
     per_venue = Counter(connection.venue.id for connection in connections)
     publisher = Publisher(kafka)
     await publisher.start()
-    ingestor = Ingestor(Pipeline(registry.venues()), publisher, clock=lambda: int(time.time() * 1000))
+    ingestor = Ingestor(Pipeline(adapters), publisher, clock=lambda: int(time.time() * 1000))
     stop = asyncio.Event()
     run = asyncio.create_task(ingestor.run(_frames(connections, queue), stop))
     loop = asyncio.get_running_loop()
@@ -235,7 +237,7 @@ def main() -> None:
         asyncio.run(serve(args.seconds, args.rate, args.burst_rate, args.burst_seconds, args.serve))
         return
     logging.basicConfig(level=logging.ERROR)
-    clients = sum(len(plan_connections(registry.get(venue), subscription))
+    clients = sum(len(plan_connections(registry.get(venue, load_instruments(venue)), subscription))
                   for venue, subscription in SUBSCRIPTIONS.items())
     command = [sys.executable, "-m", "bench.ingest_soak", "--serve", str(clients), "--seconds", str(args.seconds),
                "--rate", str(args.rate), "--burst-rate", str(args.burst_rate), "--burst-seconds",

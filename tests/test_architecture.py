@@ -269,7 +269,38 @@ def test_pure_modules_reach_no_io_library() -> None:
 
 
 def test_venue_adapters_reach_no_io_library() -> None:
-    """The adapters' instrument tables come from ingestor.instruments (snapshot, refreshed tables);
-    the REST refresh that fills them (urllib) is ingestor.refresh, which no adapter imports."""
+    """The adapters get their instrument tables handed in; the REST refresh that fills the tables
+    (urllib) is ingestor.refresh, which no adapter imports."""
     venues = [m for m in modules() if m.startswith("services.ingestor.venues.")]
     assert {m: io_reached(m) for m in venues if io_reached(m)} == {}
+
+
+LOADER = "services.ingestor.instruments"   # the process-wide instrument tables (snapshot file, live refresh)
+
+
+def loader_reached(edges: Graph | None = None) -> list[str]:
+    """``venue module -> loader`` for every adapter module (and ``venues/common.py``) that imports the
+    instrument loader, itself or through any project module it imports."""
+    edges = edges or graph()
+    found = []
+    for module in (m for m in edges if m.startswith("services.ingestor.venues.")):
+        seen, todo = {module}, [module]
+        while todo:
+            for target in edges.get(todo.pop(), frozenset()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        if LOADER in seen:
+            found.append(f"{module} -> {LOADER}")
+    return sorted(found)
+
+
+def test_venue_adapters_do_not_import_the_instrument_loader() -> None:
+    """Pure means pure: an adapter parses with the table its caller hands in (the ingest command,
+    the sources, the backfill), never with a process-wide one it looks up itself."""
+    assert LOADER in modules()
+    assert loader_reached() == []
+    planted = dict(graph())
+    planted["services.ingestor.venues.common"] = planted["services.ingestor.venues.common"] | {LOADER}
+    assert "services.ingestor.venues.okx -> services.ingestor.instruments" in loader_reached(planted)
+    assert "services.ingestor.venues.common -> services.ingestor.instruments" in loader_reached(planted)

@@ -45,13 +45,14 @@ def _stop_event() -> asyncio.Event:
 
 
 def select_venues(settings: IngestorSettings) -> list[Any]:
-    """The adapters named by ``ingest_venues`` (all when empty), with their subscriptions."""
+    """The adapters named by ``ingest_venues`` (all when empty), each built with its venue's instrument
+    table (the snapshot, or its live refresh when that ran first), with their subscriptions."""
     from services.ingestor.instruments import load_instruments
     from services.ingestor.venues.base import Subscription
-    from services.ingestor.venues.registry import venues
+    from services.ingestor.venues.registry import get, venue_ids
 
-    known = venues()
-    wanted = settings.ingest_venues or tuple(known)
+    known = venue_ids()
+    wanted = settings.ingest_venues or known
     unknown = [v for v in wanted if v not in known]
     if unknown:
         raise SourceError(f"unknown venue(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -60,7 +61,7 @@ def select_venues(settings: IngestorSettings) -> list[Any]:
         instruments = load_instruments(venue_id)
         symbols = [s for s in settings.ingest_symbols if s in instruments] if settings.ingest_symbols else [
             s for s, inst in instruments.items() if inst.listed]
-        chosen.append((known[venue_id], Subscription(trades=tuple(symbols))))
+        chosen.append((get(venue_id, instruments), Subscription(trades=tuple(symbols))))
     return chosen
 
 
@@ -77,11 +78,11 @@ def source_status(source: str, description: str) -> Record:
 def seeded_venues(settings: IngestorSettings) -> tuple[str, ...]:
     """Venues whose per-venue series are exported from start-up. Live: only the venues ingested (a
     venue not in use must not look stalled or down); a finite source (scenario, replay) may carry any."""
-    from services.ingestor.venues.registry import venues
+    from services.ingestor.venues.registry import venue_ids
 
     if settings.ingest_source == "live":
-        return tuple(settings.ingest_venues or venues())
-    return tuple(venues())
+        return tuple(settings.ingest_venues or venue_ids())
+    return venue_ids()
 
 
 def _timing(settings: IngestorSettings) -> Any:
@@ -100,10 +101,10 @@ async def _live_source(settings: IngestorSettings) -> AsyncIterator[RawFrame]:
     from services.ingestor.runtime import live_frames
 
     if settings.ingest_refresh_instruments and not settings.venue_url_override:
-        from services.ingestor.venues.registry import venues
+        from services.ingestor.venues.registry import adapter_class, venue_ids
 
-        for venue_id in settings.ingest_venues or tuple(venues()):
-            await asyncio.to_thread(refresh_from_rest, venues()[venue_id])
+        for venue_id in settings.ingest_venues or venue_ids():
+            await asyncio.to_thread(refresh_from_rest, adapter_class(venue_id))
     return live_frames(select_venues(settings), _timing(settings), url_override=settings.venue_url_override)
 
 
@@ -129,6 +130,7 @@ async def open_source(settings: IngestorSettings,
 
 async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port: int | None = None,
                  density: float | None = None) -> int:
+    from services.ingestor.instruments import load_instruments
     from services.ingestor.service import Ingestor, build_pipeline, build_publisher
     from services.ingestor.venues.registry import venues
 
@@ -152,7 +154,8 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
     publisher = build_publisher(settings, kafka)
     await publisher.start()
     live = settings.ingest_source == "live"
-    ingestor = Ingestor(build_pipeline(settings, venues()), publisher, bar_interval_ms=settings.bar_interval_ms,
+    pipeline = build_pipeline(settings, venues(load_instruments))
+    ingestor = Ingestor(pipeline, publisher, bar_interval_ms=settings.bar_interval_ms,
                         clock=(lambda: time.time_ns() // 1_000_000) if live else None)
     log.info("ingesting: %s", description)
     try:

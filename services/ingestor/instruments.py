@@ -6,27 +6,24 @@
 :func:`load_instruments` reads it once per venue. In live mode
 :func:`services.ingestor.refresh.refresh_from_rest` fetches the venue's instrument endpoints and
 hands what the venue module's parser returns to :func:`merge_refreshed`. Each venue module owns its
-endpoints and parser; this module (imported by the pure adapters) does no network I/O.
+endpoints and parser; this module does no network I/O. The callers (the ingest command, the sources,
+the backfill) hand these tables to the adapters; no venue module imports this one.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from services.ingestor.venues.base import ContractKind, Instrument
+from services.ingestor.venues.base import Instrument
 
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "instruments.json"
 
 _KINDS = frozenset(("spot", "linear", "inverse", "quanto"))
 _MARKETS = frozenset(("spot", "perp", "future"))
-_THOUSAND_PREFIX = re.compile(r"^(1000+)([A-Z0-9]+)$")
-_THOUSAND_SUFFIX = re.compile(r"^([A-Z][A-Z0-9]*?)(1000+)$")
 
 # Instruments refreshed from REST (live mode) replace the snapshot of their venue.
 _refreshed: dict[str, dict[str, Instrument]] = {}
@@ -78,34 +75,6 @@ def load_instruments(venue_id: str) -> dict[str, Instrument]:
     """venue-native symbol -> :class:`Instrument` (snapshot, or its refreshed version in live mode)."""
     refreshed = _refreshed.get(venue_id)
     return refreshed if refreshed is not None else _load_snapshot(venue_id)
-
-
-def normalized_name(base: str, quote: str, market: str, expiry_ms: int | None = None) -> str:
-    """``BASE-QUOTE-PERP`` | ``BASE-QUOTE-YYMMDD`` | ``BASE-QUOTE``."""
-    if market == "perp":
-        return f"{base}-{quote}-PERP"
-    if market == "future" and expiry_ms:
-        return f"{base}-{quote}-{datetime.fromtimestamp(expiry_ms / 1000, UTC):%y%m%d}"
-    return f"{base}-{quote}"
-
-
-def split_thousands(venue_base: str) -> tuple[str, float]:
-    """``1000PEPE`` -> (``PEPE``, 1000.0); ``SHIB1000`` -> (``SHIB``, 1000.0); ``BTC`` -> (``BTC``, 1.0)."""
-    for pattern, base_group, scale_group in ((_THOUSAND_PREFIX, 2, 1), (_THOUSAND_SUFFIX, 1, 2)):
-        match = pattern.match(venue_base)
-        if match:
-            return match.group(base_group), float(match.group(scale_group))
-    return venue_base, 1.0
-
-
-def make_instrument(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
-                    contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
-    """An instrument from a venue's REST fields: thousand-unit bases (``1000PEPE``) become a price
-    scale and contract multiplier, the name is normalized."""
-    base, scale = split_thousands(venue_base)
-    return Instrument(venue=venue, symbol=symbol, instrument=normalized_name(base, quote, market, expiry_ms),
-                      base=base, quote=quote, market=market,  # type: ignore[arg-type]
-                      kind=kind, contract_size=contract_size * scale, price_scale=scale)
 
 
 def merge_refreshed(venue_id: str, parsed: list[Instrument]) -> None:

@@ -1,7 +1,7 @@
 """The live instrument refresh: fetch a venue's public REST instrument endpoints, parse them with
 the venue module's own parser, and use the result over the bundled snapshot (guarded: any failure
-keeps the snapshot). The network part lives here, apart from :mod:`.instruments`, which the pure
-venue adapters import.
+keeps the snapshot). The network part lives here, apart from :mod:`.instruments` (the tables the
+callers hand to the adapters).
 """
 
 from __future__ import annotations

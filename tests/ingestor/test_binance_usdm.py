@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.common.events import Liquidation, Trade
+from services.ingestor.instruments import load_instruments
 from services.ingestor.venues import base
 from services.ingestor.venues.base import FrameError, Subscription
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from tests.ingestor.frames import agg_trade, force_order
+
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 
 # Binance's documented forceOrder example, inside the combined-stream envelope.
 DOC_FORCE_ORDER = ('{"stream":"!forceOrder@arr","data":{"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT",'

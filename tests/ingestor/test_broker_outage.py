@@ -16,11 +16,14 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker
 from services.common.frames import RawFrame
 from services.common.kafka import create_topics
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.producer import Publisher
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from tests.ingestor.frames import agg_trade
 from tests.ingestor.kafka_helpers import kafka_for, read_all
+
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 
 PER_PHASE = 1500
 

@@ -20,14 +20,17 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker
 from services.common.events import Liquidation, Trade
 from services.common.frames import RawFrame
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.producer import Publisher
 from services.ingestor.service import Ingestor
 from services.ingestor.sources import paced
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from tests.ingestor.frames import agg_trade, force_order
 from tests.ingestor.kafka_helpers import assert_valid, kafka_for, read_all
 from tests.ingestor.mutate import mutate, mutate_structure
+
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "1000PEPEUSDT", "SOLUSDT", "RENDERUSDT")
 

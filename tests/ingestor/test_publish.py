@@ -9,12 +9,15 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker
 from services.common.frames import RawFrame
 from services.common.settings import load
+from services.ingestor.instruments import load_instruments
 from services.ingestor.service import Ingestor, build_pipeline, build_publisher
 from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import paced, read_recording
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from tests.ingestor.frames import agg_trade, force_order
 from tests.ingestor.kafka_helpers import assert_valid, kafka_for, read_all
+
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 
 SAMPLE = Path(__file__).resolve().parents[2] / "services" / "ingestor" / "data" / "sample-binance-usdm.jsonl"
 BAD = ["{not json", agg_trade(symbol="NOPEUSDT"), agg_trade(price="NaN"), agg_trade(qty="-3"),

@@ -18,10 +18,7 @@ from services.ingestor import instruments
 from services.ingestor.bars import BarBuilder
 from services.ingestor.dedupe import Deduper
 from services.ingestor.gaps import GapDetector
-from services.ingestor.instruments import (
-    load_instruments,
-    split_thousands,
-)
+from services.ingestor.instruments import load_instruments
 from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.refresh import refresh_from_rest
@@ -33,11 +30,13 @@ from services.ingestor.sources import (
     parse_speed,
     read_recording,
 )
-from services.ingestor.venues.binance_usdm import VENUE, BinanceUsdm
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from services.ingestor.venues.bybit import Bybit
+from services.ingestor.venues.common import split_thousands
 from services.ingestor.venues.okx import Okx
 from tests.ingestor.frames import agg_trade, force_order
 
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 UNIVERSE = ["BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "AVAX", "TRX", "TON", "DOT", "SUI", "LTC", "BCH", "APT", "HBAR", "XLM", "ATOM", "ETC", "KAS", "ALGO", "SEI", "INJ", "TIA", "NEAR", "ICP", "ARB", "OP", "POL", "MNT", "IMX", "STX", "STRK", "LINK", "UNI", "AAVE", "ONDO", "MKR", "ENA", "JUP", "LDO", "CRV", "PENDLE", "DOGE", "SHIB", "PEPE", "BONK", "WIF", "FLOKI", "TRUMP", "RENDER", "GRT", "FET", "GPU", "TAO", "VIRTUAL", "AI16Z", "WLD", "AKT", "ARKM", "IO", "AIOZ", "THETA", "GRASS", "AIXBT", "COOKIE"]
 
 
@@ -96,7 +95,7 @@ def test_refresh_is_guarded_and_merges_over_the_snapshot() -> None:
     def failing(url: str, timeout: float) -> dict[str, object]:
         raise OSError("no network")
 
-    assert refresh_from_rest(Okx(), fetch=failing) == 0
+    assert refresh_from_rest(Okx, fetch=failing) == 0
     assert "BTC-USDT-SWAP" in load_instruments("okx")
     fetched: list[str] = []
 
@@ -106,7 +105,7 @@ def test_refresh_is_guarded_and_merges_over_the_snapshot() -> None:
                                        "ctVal": "10", "ctType": "linear", "state": "live", "expTime": ""}]}
 
     try:
-        assert refresh_from_rest(Okx(), fetch=live) == 2          # one row from each endpoint (SWAP, FUTURES)
+        assert refresh_from_rest(Okx, fetch=live) == 2          # one row from each endpoint (SWAP, FUTURES)
         assert fetched == list(Okx.rest_instrument_urls)
         table = load_instruments("okx")
         assert table["NEW-USDT-SWAP"].contract_size == 10.0 and "BTC-USDT-SWAP" in table

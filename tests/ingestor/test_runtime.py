@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from services.common import topics
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline, Record
 from services.ingestor.runtime import (
     Connection,
@@ -21,8 +22,10 @@ from services.ingestor.runtime import (
     plan_connections,
 )
 from services.ingestor.venues.base import Subscription
-from services.ingestor.venues.binance_usdm import VENUE
+from services.ingestor.venues.binance_usdm import BinanceUsdm
 from tests.ingestor.fakes.binance_usdm import FakeBinance
+
+VENUE = BinanceUsdm(load_instruments("binance-usdm"))
 
 FAST = Timing(backoff_initial=0.05, backoff_max=0.3, connect_timeout=5.0, check_interval=0.05,
               ping_interval=None, rotation_overlap=0.2)

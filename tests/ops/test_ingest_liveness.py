@@ -9,7 +9,7 @@ from typing import Any
 
 from services.common import topics
 from services.common.broker import free_port
-from services.ingestor.venues.registry import venues
+from services.ingestor.venues.registry import venue_ids
 from tests.e2e.stack import SAMPLE
 from tests.gateway.helpers import http_get
 from tests.scenario.test_acceptance import read_topic
@@ -40,7 +40,7 @@ def test_a_finished_replay_that_holds_exports_it(broker, services) -> None:  # t
                                    "--metrics-port", str(port), "--kafka", broker.bootstrap],
                         env={"CRYPTOPULSE_KAFKA_IDEMPOTENCE": "false"})
     body = scrape_until(port, ingestor, "cryptopulse_ingestor_source_finished 1.0")
-    assert venue_series(body) == set(venues())
+    assert venue_series(body) == set(venue_ids())
     assert "holding" in ingestor.output()
     status = dict(read_topic(broker.bootstrap, topics.REFERENCE_STATUS))["ingest"]
     assert (status["kind"], status["source"]) == ("ingest", "replay") and str(SAMPLE) in status["description"]

@@ -17,6 +17,7 @@ import talib
 
 from services.common.events import Liquidation, Trade
 from services.common.frames import RawFrame
+from services.ingestor.instruments import load_instruments
 from services.ingestor.venues.base import FrameError
 from services.ingestor.venues.registry import venues
 from services.scenario.backfill import history_candles
@@ -36,7 +37,7 @@ class Parsed:
 
 
 def parse(frames: Iterable[RawFrame]) -> Parsed:
-    adapters = venues()
+    adapters = venues(load_instruments)
     out = Parsed()
     seen: set[tuple[str, str]] = set()
     for frame in frames:

@@ -36,6 +36,7 @@ from services.ingestor.backfill.plan import (
     bar,
     history_candles,
     instruments_for,
+    merge_minutes,
     plan_ranges,
     price_ohlc,
     primary,
@@ -190,8 +191,8 @@ async def _minutes(producer: Any, clients: dict[str, VenueClient], instruments: 
             fetched = await pending
             if i + 1 < len(chunks):
                 pending = fetch(chunks[i + 1])        # the next chunk downloads while this one is published
-            bars = [x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines) if x is not None]
-            bars.sort(key=lambda x: (x["minute"], x["exchange"], x["instrument"]))
+            bars = merge_minutes([x for inst, klines in fetched.items() for x in (bar(inst, k) for k in klines)
+                                  if x is not None])
             await _send(producer, [(topics.TRADE_BARS, x["base"], x) for x in bars],
                         _checkpoint("backfill:1m", through=b, start=start))
             summary.bars += len(bars)

@@ -1,4 +1,5 @@
-"""Exchange adapters: one module per venue, each exporting ``VENUE`` (a :class:`base.Venue`).
+"""Exchange adapters: one module per venue, each with its adapter class (a :class:`base.Venue` once
+built with the venue's instrument table, which the caller hands in).
 
-``services.ingestor.venues.registry`` maps venue ids to adapters; see ``base`` for the contract.
+``services.ingestor.venues.registry`` maps venue ids to adapter classes; see ``base`` for the contract.
 """

@@ -1,13 +1,15 @@
 """The adapter contract every venue module implements (pure: no I/O here).
 
-A venue adapter knows three things about its exchange:
+A venue adapter knows everything about its exchange:
 
 - how to **subscribe** (the exact text frames to send for a set of symbols and channels),
 - how to **parse** one received text frame into canonical events
-  (:class:`~services.common.events.Trade` / :class:`~services.common.events.Liquidation`),
-  raising :class:`FrameError` with a reason class for anything it cannot use,
+  (:class:`~services.common.events.Trade` / :class:`~services.common.events.Liquidation`):
+  a :class:`FrameError` with a reason class for a frame it cannot use at all, a :class:`RowError`
+  per bad row of a multi-row frame whose other rows still count (:class:`Parsed`),
 - its **connection rules**: websocket URL, app-level heartbeat, per-stream staleness thresholds,
-  streams per connection, connection lifetime (rotation), whether trade ids are sequential.
+  streams per connection, connection lifetime (rotation), whether trade ids are sequential,
+- its **instruments**: the public REST endpoints and the parser of their answers.
 
 Normalization is the same for every venue: ``Trade.side`` is the taker side; ``Liquidation.
 liquidated_side`` is the position that was closed (``long``/``short``), whatever the venue's own
@@ -148,7 +150,7 @@ class ConnectionRules:
 
 
 class Venue(Protocol):
-    """What every venue module exports as ``VENUE``.
+    """What every venue's adapter is, built with the venue's instrument table (``registry.get``).
 
     Optional extra: ``channel_of(frame: str) -> str | None`` ("trades"/"liquidations"), a cheap
     look at a frame that lets the runtime apply per-stream staleness thresholds; without it any

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import ConnectionRules, Heartbeat, Instrument
 from services.ingestor.venues.binance_usdm import BinanceUsdm
+from services.ingestor.venues.common import make_instrument
 
 VENUE_ID = "binance-coinm"
 WS_BASE = "wss://dstream.binance.com"
@@ -51,6 +51,3 @@ class BinanceCoinm(BinanceUsdm):
             out.append(make_instrument(VENUE_ID, item["symbol"], item["baseAsset"], item["quoteAsset"], market,
                                        "inverse", size, expiry))
         return out
-
-
-VENUE = BinanceCoinm()

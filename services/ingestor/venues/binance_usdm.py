@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.events import PositionSide, TakerSide
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     BAD_FIELD,
     UNKNOWN_EVENT,
@@ -31,7 +30,7 @@ from services.ingestor.venues.base import (
     Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import CONTROL, Adapter, epoch_ms, obj, sequence_id
+from services.ingestor.venues.common import CONTROL, Adapter, epoch_ms, make_instrument, obj, sequence_id
 
 VENUE_ID = "binance-usdm"
 WS_BASE = "wss://fstream.binance.com"
@@ -117,6 +116,3 @@ class BinanceUsdm(Adapter):
         if kind is None and "result" in data and "id" in data:
             return   # reply to SUBSCRIBE / LIST_SUBSCRIPTIONS
         raise FrameError(UNKNOWN_EVENT, f"unknown event type {str(kind)[:40]!r}")
-
-
-VENUE = BinanceUsdm()

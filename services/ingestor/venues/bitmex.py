@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -36,6 +35,7 @@ from services.ingestor.venues.common import (
     choice,
     iso_ms,
     liquidation_symbols,
+    normalized_name,
     obj,
     one_row,
     op_subscribe,
@@ -134,6 +134,3 @@ class Bitmex(Adapter):
         d = obj(d, "data[]")
         out.events.append(self.liquidation(d.get("symbol"), choice(d.get("side"), CLOSED_BY_ORDER, "side"),  # type: ignore[arg-type]
                                            d.get("price"), d.get("leavesQty"), text(d, "orderID"), ts_recv, ts_recv))
-
-
-VENUE = Bitmex()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -35,6 +34,7 @@ from services.ingestor.venues.common import (
     choice,
     epoch_ms,
     liquidation_symbols,
+    make_instrument,
     number_repeats,
     obj,
     one_row,
@@ -112,6 +112,3 @@ class Bybit(Adapter):
         symbol, size, price = d.get("s"), d.get("v"), d.get("p")
         out.events.append(self.liquidation(symbol, side, price, size,  # type: ignore[arg-type]
                                            f"{symbol}:{ts}:{d['S']}:{size}:{price}", ts, ts_recv))
-
-
-VENUE = Bybit()

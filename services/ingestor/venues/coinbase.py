@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -28,7 +27,7 @@ from services.ingestor.venues.base import (
     Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, iso_ms, obj, sequence_id
+from services.ingestor.venues.common import Adapter, choice, iso_ms, normalized_name, obj, sequence_id
 
 TAKER_FROM_MAKER = {"sell": "buy", "buy": "sell"}
 _MATCHES = frozenset(("match", "last_match"))
@@ -82,6 +81,3 @@ class Coinbase(Adapter):
         if kind == "error":
             raise FrameError(UNKNOWN_EVENT, f"error: {str(msg.get('message'))[:60]} {str(msg.get('reason'))[:60]}")
         raise FrameError(UNKNOWN_EVENT, f"unknown type {str(kind)[:40]!r}")
-
-
-VENUE = Coinbase()

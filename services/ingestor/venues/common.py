@@ -1,4 +1,4 @@
-"""Shared parsing checks of the venue adapters (pure; no I/O).
+"""Shared parsing checks of the venue adapters (pure; no I/O; instrument tables are handed in).
 
 Every adapter of this package parses with the same small set of checks so that a field means the
 same thing everywhere and the dead-letter reason classes are applied consistently:
@@ -8,6 +8,7 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 - :func:`nonzero` — the same for signed sizes (Gate) where the sign carries the side;
 - :func:`epoch_ms` / :func:`iso_ms` — timestamps as epoch milliseconds;
 - :func:`text`, :func:`obj`, :func:`items` — required strings, objects and arrays;
+- :func:`make_instrument` / :func:`normalized_name` — instruments from the venues' REST fields;
 - :meth:`Adapter.rows` — the rows of a multi-row frame one by one: a bad row becomes a
   :class:`~base.RowError` (dead-lettered alone, as a one-row frame of the venue's format) and the
   frame's other rows still count;
@@ -21,6 +22,7 @@ same thing everywhere and the dead-letter reason classes are applied consistentl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -28,7 +30,6 @@ from typing import Any, ClassVar
 import orjson
 
 from services.common.events import Liquidation, PositionSide, TakerSide, Trade
-from services.ingestor.instruments import load_instruments
 from services.ingestor.venues.base import (
     BAD_FIELD,
     BAD_VALUE,
@@ -36,6 +37,7 @@ from services.ingestor.venues.base import (
     OVERSIZED,
     UNKNOWN_INSTRUMENT,
     ConnectionRules,
+    ContractKind,
     Event,
     FrameError,
     Instrument,
@@ -54,6 +56,8 @@ _MS = timedelta(milliseconds=1)
 _INT64 = 1 << 63
 _MAX_MS = 1 << 50          # year ~37,000: beyond it a "timestamp" is garbage
 _JSON_ERROR = orjson.JSONDecodeError
+_THOUSAND_PREFIX = re.compile(r"^(1000+)([A-Z0-9]+)$")
+_THOUSAND_SUFFIX = re.compile(r"^([A-Z][A-Z0-9]*?)(1000+)$")
 _SHAPE_ERRORS = (TypeError, KeyError, IndexError, AttributeError, ValueError, OverflowError)
 
 
@@ -207,6 +211,34 @@ def choice(value: Any, mapping: Mapping[str, str], name: str) -> str:
     return result
 
 
+def normalized_name(base: str, quote: str, market: str, expiry_ms: int | None = None) -> str:
+    """``BASE-QUOTE-PERP`` | ``BASE-QUOTE-YYMMDD`` | ``BASE-QUOTE``."""
+    if market == "perp":
+        return f"{base}-{quote}-PERP"
+    if market == "future" and expiry_ms:
+        return f"{base}-{quote}-{datetime.fromtimestamp(expiry_ms / 1000, UTC):%y%m%d}"
+    return f"{base}-{quote}"
+
+
+def split_thousands(venue_base: str) -> tuple[str, float]:
+    """``1000PEPE`` -> (``PEPE``, 1000.0); ``SHIB1000`` -> (``SHIB``, 1000.0); ``BTC`` -> (``BTC``, 1.0)."""
+    for pattern, base_group, scale_group in ((_THOUSAND_PREFIX, 2, 1), (_THOUSAND_SUFFIX, 1, 2)):
+        match = pattern.match(venue_base)
+        if match:
+            return match.group(base_group), float(match.group(scale_group))
+    return venue_base, 1.0
+
+
+def make_instrument(venue: str, symbol: str, venue_base: str, quote: str, market: str, kind: ContractKind,
+                    contract_size: float = 1.0, expiry_ms: int | None = None) -> Instrument:
+    """An instrument from a venue's REST fields: thousand-unit bases (``1000PEPE``) become a price
+    scale and contract multiplier, the name is normalized."""
+    base, scale = split_thousands(venue_base)
+    return Instrument(venue=venue, symbol=symbol, instrument=normalized_name(base, quote, market, expiry_ms),
+                      base=base, quote=quote, market=market,  # type: ignore[arg-type]
+                      kind=kind, contract_size=contract_size * scale, price_scale=scale)
+
+
 def _dump_row(tree: Any) -> str:
     try:
         return orjson.dumps(tree).decode()
@@ -256,8 +288,8 @@ class Adapter:
 
     Subclasses set ``id``, ``rules``, ``sequential_trade_ids``, ``control_frames`` (non-JSON text
     frames such as ``pong`` that are ignored) and implement :meth:`events` on the decoded message.
-    ``instruments`` defaults to the registry's table of the venue (snapshot or live refresh); tests
-    and benchmarks pass their own.
+    The caller hands in the venue's instrument table (``venues.registry.venues(tables)``: the
+    snapshot or its live refresh; tests and benchmarks pass their own): no adapter looks one up.
     """
 
     id: ClassVar[str]
@@ -268,14 +300,15 @@ class Adapter:
     max_frame_chars: ClassVar[int] = MAX_FRAME_CHARS
     rest_instrument_urls: ClassVar[tuple[str, ...]] = ()     # the live refresh's endpoints (none: snapshot only)
 
-    def __init__(self, instruments: Mapping[str, Instrument] | None = None) -> None:
-        self._fixed = instruments
-        self._specs: dict[str, _Spec] = {}
-        self._specs_of: Mapping[str, Instrument] | None = None
+    def __init__(self, instruments: Mapping[str, Instrument]) -> None:
+        self._instruments = instruments
+        self._specs: dict[str, _Spec] = {symbol: (inst, inst.price_scale, inst.contract_size, inst.kind == "inverse")
+                                         for symbol, inst in instruments.items()}
 
     @property
     def instruments(self) -> Mapping[str, Instrument]:
-        return self._fixed if self._fixed is not None else load_instruments(self.id)
+        """The venue's instrument table, as handed in by the caller (snapshot or refreshed)."""
+        return self._instruments
 
     def connect_url(self, subscription: Subscription) -> str:
         return self.rules.url
@@ -309,11 +342,6 @@ class Adapter:
         if length <= _CONTROL_MAX_CHARS and frame in self.control_frames:
             return out
         message = self.decode(frame)
-        table = self.instruments
-        if table is not self._specs_of:    # first frame, or the registry refreshed the venue's table
-            self._specs = {symbol: (inst, inst.price_scale, inst.contract_size, inst.kind == "inverse")
-                           for symbol, inst in table.items()}
-            self._specs_of = table
         try:
             self.events(message, ts_recv, out)
         except FrameError:

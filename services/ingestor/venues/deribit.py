@@ -22,7 +22,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -32,7 +31,7 @@ from services.ingestor.venues.base import (
     Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, obj
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, normalized_name, obj
 
 TAKER = {"buy": "buy", "sell": "sell"}
 TAKER_CLOSED = {"buy": "short", "sell": "long"}    # a liquidated taker's order closes its position
@@ -121,6 +120,3 @@ class Deribit(Adapter):
         if "T" in roles:
             out.append(self.liquidation(symbol, TAKER_CLOSED[side], price, amount,  # type: ignore[arg-type]
                                         f"{trade_id}:T", ts, ts_recv))
-
-
-VENUE = Deribit()

@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.instruments import normalized_name
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -39,6 +38,7 @@ from services.ingestor.venues.common import (
     ident,
     liquidation_symbols,
     nonzero,
+    normalized_name,
     obj,
     one_row,
     seconds_ms,
@@ -123,6 +123,3 @@ class Gate(Adapter):
         ts = epoch_ms(d.get("time_ms"), "time_ms")
         out.events.append(self.liquidation(symbol, "short" if size > 0 else "long", price, abs(size),
                                            f"{symbol}:{ts}:{raw_size}:{price}", ts, ts_recv))
-
-
-VENUE = Gate()

@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 
 from services.common.codec import raw_text
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -50,6 +49,7 @@ from services.ingestor.venues.common import (
     choice,
     epoch_ms,
     ident,
+    make_instrument,
     number_repeats,
     obj,
     text,
@@ -177,6 +177,3 @@ class Htx(Adapter):
         ts, volume, price = epoch_ms(d.get("created_at"), "created_at"), d.get("volume"), d.get("price")
         out.events.append(self.liquidation(code, direction, price, volume,  # type: ignore[arg-type]
                                            f"{code}:{ts}:{d['direction']}:{volume}:{price}", ts, ts_recv))
-
-
-VENUE = Htx()

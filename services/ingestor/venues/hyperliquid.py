@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -33,7 +32,7 @@ from services.ingestor.venues.base import (
     Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, obj, one_row
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, ident, make_instrument, obj, one_row
 
 TAKER = {"B": "buy", "A": "sell"}
 _IGNORED_CHANNELS = frozenset(("subscriptionResponse", "pong"))
@@ -92,6 +91,3 @@ class Hyperliquid(Adapter):
         out.events.append(self.trade(d.get("coin"), TAKER.get(side) or choice(side, TAKER, "side"),  # type: ignore[arg-type]
                                      d.get("px"), d.get("sz"), ident(d, "tid"), epoch_ms(d.get("time"), "time"),
                                      ts_recv))
-
-
-VENUE = Hyperliquid()

@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     UNKNOWN_EVENT,
     ConnectionRules,
@@ -34,7 +33,7 @@ from services.ingestor.venues.base import (
     Parsed,
     Subscription,
 )
-from services.ingestor.venues.common import Adapter, choice, epoch_ms, obj, one_row, text
+from services.ingestor.venues.common import Adapter, choice, epoch_ms, make_instrument, obj, one_row, text
 
 TAKER = {"buy": "buy", "sell": "sell"}
 CLOSED_BY_TAKER = {"buy": "short", "sell": "long"}
@@ -105,6 +104,3 @@ class KrakenFutures(Adapter):
         if kind == "liquidation":
             out.events.append(self.liquidation(symbol, CLOSED_BY_TAKER[taker], price, size, uid,  # type: ignore[arg-type]
                                                ts, ts_recv))
-
-
-VENUE = KrakenFutures()

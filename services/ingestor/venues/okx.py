@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingestor.instruments import make_instrument
 from services.ingestor.venues.base import (
     BAD_FIELD,
     BAD_VALUE,
@@ -39,6 +38,7 @@ from services.ingestor.venues.common import (
     Adapter,
     choice,
     epoch_ms,
+    make_instrument,
     obj,
     one_row,
     op_subscribe,
@@ -148,6 +148,3 @@ def fill_count(value: Any) -> int:
     if value.__class__ is int and 0 < value < 10**9:
         return int(value)
     raise FrameError(BAD_FIELD, f"count must be a positive integer, got {str(value)[:20]!r}")
-
-
-VENUE = Okx()

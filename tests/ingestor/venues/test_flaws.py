@@ -11,6 +11,7 @@ import pytest
 
 from services.common import topics
 from services.common.frames import RawFrame
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import UNKNOWN_INSTRUMENT, FrameError
@@ -21,7 +22,7 @@ Record = tuple[str, bytes, bytes]
 
 
 def _run(venue: str, frames: list[str]) -> list[Record]:
-    pipeline = Pipeline({venue: registry.get(venue)})
+    pipeline = Pipeline({venue: registry.get(venue, load_instruments(venue))})
     return [record for i, frame in enumerate(frames) for record in pipeline.process(RawFrame(venue, frame, BASE_TS + i))]
 
 
@@ -46,7 +47,7 @@ def test_okx_aggregated_trades_are_not_gaps() -> None:
 
 def test_okx_count_larger_than_the_id_range_is_a_bad_row() -> None:
     with pytest.raises(FrameError):
-        registry.get("okx").parse(_okx_trade(2, 5), BASE_TS)
+        registry.get("okx", load_instruments("okx")).parse(_okx_trade(2, 5), BASE_TS)
 
 
 def test_identical_bybit_liquidation_rows_are_two_liquidations() -> None:
@@ -110,7 +111,7 @@ def test_bad_row_is_dead_lettered_alone(venue: str) -> None:
     [letter] = _values(records, topics.DEADLETTER.name)
     assert letter["reason"].startswith(f"{UNKNOWN_INSTRUMENT}: row 1:")
     with pytest.raises(FrameError) as err:        # the letter is a one-row frame of the venue's format
-        registry.get(venue).parse(letter["raw"], BASE_TS)
+        registry.get(venue, load_instruments(venue)).parse(letter["raw"], BASE_TS)
     assert err.value.reason_class == UNKNOWN_INSTRUMENT
 
 

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.events import Liquidation, Trade
+from services.ingestor.instruments import load_instruments
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import ADAPTER_ERROR, REASON_CLASSES, FrameError
 from services.ingestor.venues.common import MAX_FRAME_CHARS, Adapter
@@ -144,7 +145,7 @@ def mutate(frame: str, rng: random.Random, venue_symbols: tuple[str, ...]) -> st
 
 
 def _adapter(venue: str) -> Adapter:
-    adapter = registry.get(venue)
+    adapter = registry.get(venue, load_instruments(venue))
     assert isinstance(adapter, Adapter)
     return adapter
 

@@ -13,6 +13,7 @@ import pytest
 
 from services.common import topics
 from services.common.frames import RawFrame
+from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import DEADLETTER, IGNORED, OK, Pipeline
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import FrameError
@@ -32,7 +33,7 @@ def _utf8(frame: str) -> bool:
 
 @pytest.mark.parametrize("venue", VENUES)
 def test_frames_are_published_or_dead_lettered(venue: str) -> None:
-    adapter = registry.get(venue)
+    adapter = registry.get(venue, load_instruments(venue))
     seeds = recorded_frames(venue, 300)
     rng = random.Random(f"pipeline:{venue}")
     frames = seeds + [mutate(rng.choice(seeds), rng, ()) for _ in range(FRAMES)]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from services.common.frames import RawFrame
+from services.ingestor.instruments import load_instruments
 from services.ingestor.runtime import Connection, Timing
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import Subscription
@@ -38,12 +39,12 @@ WIRE: dict[str, Callable[[str], Any]] = {"htx": htx.wire}     # how the venue se
 
 def _fast(venue: str) -> Adapter:
     """The registry's adapter with a 0.2 s heartbeat, so a short test sees several."""
-    adapter = registry.get(venue)
+    adapter = registry.get(venue, load_instruments(venue))
     assert isinstance(adapter, Adapter)
     cls = type(adapter)
     rules = dataclasses.replace(cls.rules, heartbeat=dataclasses.replace(cls.rules.heartbeat, interval=0.2))
     fast = type(f"Fast{cls.__name__}", (cls,), {"rules": rules})
-    return fast()  # type: ignore[no-any-return]
+    return fast(adapter.instruments)  # type: ignore[no-any-return]
 
 
 async def _collect(queue: asyncio.Queue[RawFrame], wanted: list[str]) -> list[str]:

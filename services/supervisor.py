@@ -296,13 +296,15 @@ def build_children(kafka_args: list[str], ingest_args: list[str]) -> list[Child]
     ]
 
 
-def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gateway: GatewaySettings) -> list[str]:
+def describe_stack(ingestor: IngestorSettings, processor: ProcessorSettings, gateway: GatewaySettings,
+                   metrics: MetricsSettings) -> list[str]:
     host = gateway.gateway_host
+    scheme = "https" if metrics.metrics_tls_certfile else "http"    # the children serve /metrics over TLS then
     return [
         f"websocket: ws://{host}:{gateway.gateway_port}/ws  (dashboard: http://{host}:{gateway.gateway_port}/)",
-        f"metrics: ingestor http://127.0.0.1:{ingestor.ingestor_metrics_port}/metrics, "
-        f"processor http://127.0.0.1:{processor.processor_metrics_port}/metrics, "
-        f"gateway http://127.0.0.1:{gateway.gateway_metrics_port}/metrics",
+        f"metrics: ingestor {scheme}://127.0.0.1:{ingestor.ingestor_metrics_port}/metrics, "
+        f"processor {scheme}://127.0.0.1:{processor.processor_metrics_port}/metrics, "
+        f"gateway {scheme}://127.0.0.1:{gateway.gateway_metrics_port}/metrics",
         f"replaying: {ingestor.ingest_source} at speed {ingestor.replay_speed}",
     ]
 
@@ -313,7 +315,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     processor = load(ProcessorSettings)
     gateway = load(GatewaySettings)
     supervisor = load(SupervisorSettings)
-    load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
+    metrics = load(MetricsSettings)  # every child serves /metrics: a bad value stops `up` before anything starts
     ingest_args: list[str] = []
     if args.source:
         ingest_args += ["--source", args.source]
@@ -342,7 +344,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 resume_from_journal(kafka, journal, stack)
             warm_start(kafka, load(BackfillSettings), stack)
         stack.start_children(bootstrap)
-        for line in describe_stack(ingestor, processor, gateway):
+        for line in describe_stack(ingestor, processor, gateway, metrics):
             stack.say(line)
         stack.say("Ctrl-C stops everything")
         code = stack.watch()

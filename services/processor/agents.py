@@ -437,7 +437,9 @@ def attach(app: faust.App, ctx: Context) -> None:
 
     @app.agent(minutes_topic)
     async def sectors(stream: Any) -> None:
-        async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
+        # each message packs up to BAR_SLICE records: a batch of about processor_batch_size records
+        packed_batch = max(1, settings.processor_batch_size // BAR_SLICE)
+        async for events in stream.take_events(packed_batch, settings.processor_batch_within):
             await ctx.reference_ready.wait()
             await ctx.history_ready.wait()
             started = time.perf_counter()

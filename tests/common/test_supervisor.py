@@ -7,10 +7,14 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 from services.common.broker import free_port
-from services.common.settings import KafkaSettings, load
-from services.supervisor import Child, Stack
+from services.common.settings import KafkaSettings, MetricsSettings, load
+from services.gateway.settings import GatewaySettings
+from services.ingestor.settings import IngestorSettings
+from services.processor.settings import ProcessorSettings
+from services.supervisor import Child, Stack, describe_stack
 
 SLEEPER = [sys.executable, "-c", "import time; print('hello', flush=True); time.sleep(120)"]
 
@@ -74,3 +78,19 @@ def test_child_that_ignores_sigterm_is_killed_after_the_timeout() -> None:
     stack.stop_all()
     assert "did not stop within 3 s; killing it" in out.getvalue()
     assert stubborn.process is not None and not _alive(stubborn.process.pid)
+
+
+def test_up_prints_the_metrics_urls_with_the_scheme_they_are_served_with(tmp_path: Path) -> None:
+    pem = tmp_path / "metrics.pem"
+    pem.write_text("not parsed here: only the scheme of the printed URLs is checked")
+    services = (load(IngestorSettings, environ={}), load(ProcessorSettings, environ={}), load(GatewaySettings, environ={}))
+
+    def metrics_line(metrics: MetricsSettings) -> str:
+        [line] = [line for line in describe_stack(*services, metrics) if line.startswith("metrics:")]
+        return line
+
+    plain = metrics_line(load(MetricsSettings, environ={}))
+    tls = metrics_line(load(MetricsSettings, environ={}, metrics_tls_certfile=str(pem), metrics_tls_keyfile=str(pem)))
+    assert plain.count("http://127.0.0.1:") == 3 and "https://" not in plain
+    assert tls.count("https://127.0.0.1:") == 3 and "http://" not in tls
+    assert tls.replace("https://", "http://") == plain

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 from services.common.broker import EmbeddedBroker, free_port
@@ -48,7 +47,7 @@ from services.ingestor import metrics
 from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.producer import Publisher
-from services.ingestor.runtime import Connection, Timing, plan_connections
+from services.ingestor.runtime import Connection, Timing, frames_of, plan_connections
 from services.ingestor.service import Ingestor
 from services.ingestor.venues import registry
 from services.ingestor.venues.base import Subscription
@@ -149,17 +148,6 @@ def _quantile(histogram: Any, q: float) -> float:
     return next(bound for bound in bounds if buckets[bound] >= target)
 
 
-async def _frames(connections: list[Connection], queue: asyncio.Queue[RawFrame]) -> AsyncIterator[RawFrame]:
-    tasks = [asyncio.create_task(connection.run()) for connection in connections]
-    try:
-        while True:
-            yield await queue.get()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def ingest(ports: dict[str, int], kafka: KafkaSettings, fakes: subprocess.Popen[str], sample: float) -> None:
     queue: asyncio.Queue[RawFrame] = asyncio.Queue(10_000)
     timing = Timing(ping_interval=None)
@@ -172,7 +160,7 @@ async def ingest(ports: dict[str, int], kafka: KafkaSettings, fakes: subprocess.
     await publisher.start()
     ingestor = Ingestor(Pipeline(adapters), publisher, clock=lambda: int(time.time() * 1000))
     stop = asyncio.Event()
-    run = asyncio.create_task(ingestor.run(_frames(connections, queue), stop))
+    run = asyncio.create_task(ingestor.run(frames_of(connections, queue), stop))
     loop = asyncio.get_running_loop()
     done = loop.run_in_executor(None, fakes.stdout.readline)      # type: ignore[union-attr]
     rss: list[tuple[float, float]] = []

@@ -307,7 +307,13 @@ async def live_frames(venues: Sequence[tuple[Venue, Subscription]], timing: Timi
             for venue, subscription in venues for planned in plan_connections(venue, subscription)]
     if connections is not None:
         connections.extend(made)
-    tasks = [asyncio.create_task(c.run(), name=f"ws-{c.venue.id}") for c in made]
+    async for frame in frames_of(made, queue):
+        yield frame
+
+
+async def frames_of(connections: Sequence[Connection], queue: asyncio.Queue[RawFrame]) -> AsyncIterator[RawFrame]:
+    """Run ``connections`` (all feeding ``queue``) and yield their frames; cancels them on close."""
+    tasks = [asyncio.create_task(c.run(), name=f"ws-{c.venue.id}") for c in connections]
     try:
         while True:
             yield await queue.get()

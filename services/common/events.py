@@ -20,6 +20,7 @@ TAKER_SIDES = frozenset(("buy", "sell"))
 POSITION_SIDES = frozenset(("long", "short"))
 # Quote currencies counted as 1 USD (documented approximation, docs/semantics.md).
 USD_QUOTES = frozenset(("USD", "USDT", "USDC", "FDUSD"))
+_INF = math.inf
 
 
 class InvalidEvent(ValueError):
@@ -172,6 +173,44 @@ class TradeBar:
 
     @classmethod
     def from_dict(cls, data: Any) -> TradeBar:
+        if type(data) is dict:
+            bar = cls._well_formed(data)
+            if bar is not None:
+                return bar
+        return cls._checked(data)
+
+    @classmethod
+    def _well_formed(cls, d: dict[str, Any]) -> TradeBar | None:
+        """The bar of a message whose every field has its usual JSON type and is in range (the hot
+        path: one type test per field); None sends anything else through :meth:`_checked`, which
+        accepts the same values (and more spellings, e.g. integral prices) or says what is wrong."""
+        get = d.get
+        id_, exchange, instrument, base, quote = get("id"), get("exchange"), get("instrument"), get("base"), \
+            get("quote")
+        first_id, last_id, market = get("first_trade_id"), get("last_trade_id"), get("market")
+        minute, count, ts_first, ts_last, ts_recv = get("minute"), get("count"), get("ts_first"), get("ts_last"), \
+            get("ts_recv")
+        volume, notional, buy = get("volume"), get("notional_usd"), get("buy_notional_usd")
+        o, h, lo, c = get("open"), get("high"), get("low"), get("close")
+        if not (type(id_) is str and id_ and type(exchange) is str and exchange and type(instrument) is str
+                and instrument and type(base) is str and base and type(quote) is str and quote
+                and type(first_id) is str and first_id and type(last_id) is str and last_id
+                and type(market) is str and market in MARKETS):
+            return None
+        if not (type(minute) is int and minute >= 0 and type(count) is int and count >= 1
+                and type(ts_first) is int and ts_first >= 0 and type(ts_last) is int and ts_last >= 0
+                and type(ts_recv) is int and ts_recv >= 0):
+            return None
+        if not (type(volume) is float and 0.0 < volume < _INF and type(notional) is float and 0.0 < notional < _INF
+                and type(buy) is float and 0.0 <= buy < _INF and type(o) is float and 0.0 < o < _INF
+                and type(h) is float and 0.0 < h < _INF and type(lo) is float and 0.0 < lo < _INF
+                and type(c) is float and 0.0 < c < _INF):
+            return None
+        return cls(id_, exchange, instrument, base, quote, market, minute, count, volume,  # type: ignore[arg-type]
+                   notional, buy, o, h, lo, c, first_id, last_id, ts_first, ts_last, ts_recv)
+
+    @classmethod
+    def _checked(cls, data: Any) -> TradeBar:
         d = _require_dict(data)
         count = d.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:

@@ -287,6 +287,16 @@ class BucketRing:
                 self._reset(self.base)
         return gone
 
+    def json_at(self, minute: int) -> list[Any] | None:
+        """``Bucket.to_json()`` of the bucket of ``minute`` read straight from the columns, or None."""
+        j = self.index(minute)
+        if j < 0:
+            return None
+        open_id, close_id, ids = self._ids(j, minute)
+        return [self.open[j], [minute + self.first[j], open_id], self.high[j], self.low[j], self.close[j],
+                [minute + self.last[j], self.recv[j], close_id], self.notional[j], self.trades[j],
+                [] if ids is None else [ids] if isinstance(ids, str) else sorted(ids)]
+
     # -- internals ----------------------------------------------------------------------------
 
     def _bucket(self, j: int, minute: int) -> Bucket:
@@ -342,7 +352,7 @@ class BucketRing:
         return j if j >= 0 else self.lo - 1
 
     def _slot(self, minute: int) -> int:
-        """The slot for ``minute`` (grown as needed), or -1 if it is older than the ring."""
+        """The slot for ``minute`` (made as needed), or -1 if it is older than the ring."""
         if self.count == 0:
             self._reset(minute)
         j = (minute - self.base) // MINUTE_MS
@@ -353,53 +363,62 @@ class BucketRing:
             if self.count == 0:
                 self._reset(minute)
             j = (minute - self.base) // MINUTE_MS
-        n = len(self.live)
-        if j >= n and 8 * self.lo >= n:           # reuse the evicted front before growing
-            j -= self._shift()
-        if j >= n:
-            self._grow(j - n + 1, at_end=True)
+        if j >= len(self.live):
+            j -= self._room(j)
         elif j < 0:
-            self._grow(-j, at_end=False)
-            self.base = minute
-            j = 0
+            self._prepend(_GROW_SLOTS - j)
+            j = _GROW_SLOTS
         if j < self.lo:
             self.lo = j
         return j
 
-    def _grow(self, k: int, at_end: bool) -> None:
-        """Add ``k`` empty slots (at least a chunk at the end). At the end the columns grow in place
-        (amortised O(k); a new array per growth copied the whole ring for every sparse bar)."""
-        if at_end:
-            k = max(k, _GROW_SLOTS, len(self.live) // 8)
+    def _room(self, j: int) -> int:
+        """Make slot ``j`` (past the end) exist: the held slots move to the front, in place when the
+        free tail that leaves is at least half the slack, else into columns reallocated with the slack;
+        returns the number of slots moved by. The slack is an eighth of the span for a dense ring and
+        half of it for a sparse one, so the bytes moved per bar stay a small multiple of its gap
+        (one memmove per column, no per-slot work)."""
+        live, n = self.live, len(self.live)
+        first = live.find(1, self.lo) if self.count else -1
+        if first < 0:
+            first = j
+        keep = live.rfind(1, first) + 1 - first if self.count else 0
+        need = j - first + 1
+        slack = max(_GROW_SLOTS, need // 8 if 2 * self.count >= need else need // 2)
+        if need + slack // 2 <= n:             # at least half the slack free: no reallocation
+            buffers: tuple[array[Any] | bytearray, ...] = (*self._columns(), live)
+            for col in buffers:
+                if col:
+                    with memoryview(col) as view:
+                        view[:keep] = view[first:first + keep]
+            for num in (self.notional, self.trades, self.idn):    # what an empty slot must read as
+                if num:
+                    num[keep:] = array(num.typecode, bytes((n - keep) * num.itemsize))
+            live[keep:] = bytearray(n - keep)
+        else:
+            cap = need + slack
+            for name in _COLUMNS:
+                col = getattr(self, name)
+                if not col and name in _ID_COLUMNS:
+                    continue                    # no bar id stored yet (a mirror's ring never has one)
+                new = col[first:first + keep]
+                new.frombytes(bytes((cap - keep) * col.itemsize))
+                setattr(self, name, new)
+            self.live = live[first:first + keep] + bytearray(cap - keep)
+        self.base += first * MINUTE_MS
+        self.lo = 0
+        return first
+
+    def _prepend(self, k: int) -> None:
+        """Add ``k`` empty slots before the first (a bar older than the ring's first minute)."""
         for name in _COLUMNS:
             col = getattr(self, name)
             if not col and name in _ID_COLUMNS:
-                continue                    # no bar id stored yet (a mirror's ring never has one)
-            pad = array(col.typecode, bytes(k * col.itemsize))
-            if at_end:
-                col.extend(pad)
-            else:
-                setattr(self, name, pad + col)
-        if at_end:
-            self.live.extend(bytes(k))
-        else:
-            self.live = bytearray(k) + self.live
-        if not at_end:
-            self.lo += k
-
-    def _shift(self) -> int:
-        """Move the slots from ``lo`` on to the front, in place (no reallocation: the freed tail
-        is reused by later minutes), after at least an eighth of the slots were evicted, so each
-        eviction stays O(1) amortised; returns the number of slots moved by."""
-        lo, n = self.lo, len(self.live)
-        for col in (*self._columns(), self.live):
-            if col:
-                col[:n - lo] = col[lo:]
-                col[n - lo:] = (array(col.typecode, bytes(lo * col.itemsize)) if isinstance(col, array)
-                                else bytearray(lo))
-        self.base += lo * MINUTE_MS
-        self.lo = 0
-        return lo
+                continue
+            setattr(self, name, array(col.typecode, bytes(k * col.itemsize)) + col)
+        self.live = bytearray(k) + self.live
+        self.base -= k * MINUTE_MS
+        self.lo += k
 
 
 class AssetBook:

@@ -33,10 +33,13 @@ def split_key(key: str) -> tuple[str, int]:
     return asset, int(minute)
 
 
-def minute_record(asset: str, minute: int, bucket: Bucket, src: int | None = None, wm: int | None = None) -> bytes:
+def minute_record(asset: str, minute: int, bucket: Bucket | list[Any], src: int | None = None,
+                  wm: int | None = None) -> bytes:
     """What the sector stage receives for a changed bucket: its absolute value, without bar ids, and
-    its source trade-bars partition with that partition's progress before the batch (when known)."""
-    rec: dict[str, Any] = {"asset": asset, "minute": minute, "bucket": bucket.to_json(with_ids=False)}
+    its source trade-bars partition with that partition's progress before the batch (when known).
+    ``bucket`` may be given as its ``to_json(with_ids=False)`` list."""
+    data = bucket.to_json(with_ids=False) if isinstance(bucket, Bucket) else bucket
+    rec: dict[str, Any] = {"asset": asset, "minute": minute, "bucket": data}
     if src is not None:
         rec["src"] = src
         if wm is not None:
@@ -110,11 +113,12 @@ class AssetStage:
                 touched.pop((asset, minute), None)
                 out.table.append((partition, bucket_key(asset, minute), None))
         for (asset, minute), partition in touched.items():
-            bucket = self.books[asset].buckets.get(minute)
-            if bucket is None:
+            row = self.books[asset].buckets.json_at(minute)
+            if row is None:
                 continue
-            out.table.append((partition, bucket_key(asset, minute), orjson.dumps(bucket.to_json())))
-            out.records.append((asset, minute_record(asset, minute, bucket, partition, before.get(partition))))
+            out.table.append((partition, bucket_key(asset, minute), orjson.dumps(row)))
+            row[-1] = []                                  # the sector stage gets no bar ids
+            out.records.append((asset, minute_record(asset, minute, row, partition, before.get(partition))))
         # after the buckets (same single-partition topic, so in order): each source's new progress
         for partition in sorted(seen):
             out.records.append((source_key(partition),

@@ -12,9 +12,10 @@ import orjson
 
 from services.common.events import InvalidEvent, Liquidation, TradeBar
 from services.processor.reference import Universe
-from services.processor.timeutil import USD_QUOTES, minute_of
+from services.processor.timeutil import MINUTE_MS, USD_QUOTES
 
 INT64_MAX = 2**63 - 1
+_BAR_INTS = ("minute", "count", "ts_first", "ts_last", "ts_recv")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Bounds:
     def check_amounts(self, notional: float, prices: tuple[float, ...]) -> None:
         if not notional <= self.max_notional_usd:
             raise InvalidEvent(f"notional_usd {notional!r} is above the plausible {self.max_notional_usd:g} USD")
-        if not all(math.isfinite(p) and 0 < p <= self.max_price_usd for p in prices):
-            raise InvalidEvent(f"price outside (0, {self.max_price_usd:g}] USD")
+        for p in prices:
+            if not (0 < p <= self.max_price_usd and math.isfinite(p)):
+                raise InvalidEvent(f"price outside (0, {self.max_price_usd:g}] USD")
 
 
 DEFAULT_BOUNDS = Bounds()
@@ -76,8 +78,13 @@ def parse_bar(raw: bytes | None, universe: Universe, bounds: Bounds = DEFAULT_BO
     """A usable trade bar (``base`` upper-cased) or :class:`InvalidEvent` with the reason; ``key``
     (the message key, False when unknown) must name the bar's base asset (the topic's key)."""
     data = _decode(raw)
-    _int64(data, ("minute", "count", "ts_first", "ts_last", "ts_recv"))
-    bar = TradeBar.from_dict(data)
+    try:
+        bar = TradeBar.from_dict(data)
+    except InvalidEvent:
+        _int64(data, _BAR_INTS)         # an out-of-range integer is the reason given first
+        raise
+    if max(bar.minute, bar.count, bar.ts_first, bar.ts_last, bar.ts_recv) > INT64_MAX:
+        _int64(data, _BAR_INTS)
     bar.base = _check_asset(bar.base, bar.quote, universe)
     if key is not False and (not isinstance(key, bytes) or key.decode(errors="replace").upper() != bar.base):
         raise InvalidEvent(f"message key {key!r} does not match the bar's base asset {bar.base!r}")
@@ -85,7 +92,8 @@ def parse_bar(raw: bytes | None, universe: Universe, bounds: Bounds = DEFAULT_BO
     bounds.check_amounts(bar.notional_usd, (bar.open, bar.high, bar.low, bar.close))
     if bar.ts_first > bar.ts_last:
         raise InvalidEvent("ts_first is after ts_last")
-    if minute_of(bar.ts_first) != bar.minute or minute_of(bar.ts_last) != bar.minute:
+    minute = bar.minute
+    if bar.ts_first // MINUTE_MS * MINUTE_MS != minute or bar.ts_last // MINUTE_MS * MINUTE_MS != minute:
         raise InvalidEvent("bar trades are not all inside its minute")
     if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
         raise InvalidEvent("bar OHLC is inconsistent (low <= open, close <= high)")

@@ -362,6 +362,7 @@ def attach(app: faust.App, ctx: Context) -> Topology:
         for name, table in (("asset-buckets", asset_table), ("liquidations", liq_table),
                             ("sector-buckets", sector_table), ("signals", signal_table)):
             metrics.STATE_KEYS.labels(name).set(len(table.data))
+        metrics.observe_sector_hold(len(ctx.sectors.held), ctx.sectors.take_forced())
         consumer = app.consumer
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)

@@ -1,6 +1,9 @@
-"""Faust agents, tables and timers of the processor: the async shell around the pure stages.
+"""Faust agents, tables and timers of the processor: the async shell around the pure topology.
 
-Topology (see docs/semantics.md and the README's architecture section):
+What each batch changes and what each flush publishes where, in which order, is decided by
+``topology.Topology`` (pure, unit-tested without Faust); this module only moves bytes: it reads the
+topics, writes the tables, produces the records and outputs it is handed, yields to the event loop
+between slices, and keeps the metrics. Streams (see docs/semantics.md and docs/architecture.md):
 - ``trade-bars`` (4 partitions, key asset) -> asset stage -> ``asset-stats``; the changed minute
   buckets go to the single-partition internal topic ``<app>-asset-minutes`` (the sector stage).
 - ``liquidations`` (4 partitions) -> checked -> internal ``<app>-liquidations`` (1 partition) ->
@@ -23,21 +26,16 @@ from aiokafka import TopicPartition
 
 from services.common import topics
 from services.common.codec import dead_letter, now_ms
-from services.common.events import InvalidEvent, Liquidation
 from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
-from services.processor.context import Context, internal_topic_name
+from services.processor.context import Context
 from services.processor.reference_io import run_history_reader, run_reference_reader
-from services.processor.signals import SignalEngine
-from services.processor.stage_assets import pack_records
+from services.processor.stage_assets import TableChange
 from services.processor.timeutil import LIQUIDATION_WINDOWS
-from services.processor.validate import parse_liquidation
+from services.processor.topology import DERIVED_TOPICS, Output, Topology, slices_by_size
 
-TableChange = tuple[int, str, bytes | None]
 log = logging.getLogger("cryptopulse.processor")
-DERIVED_TOPICS = (topics.ASSET_STATS, topics.SECTOR_CAPS, topics.LIQUIDATION_TOTALS, topics.CANDLES,
-                  topics.INDICATORS, topics.ALERTS)
 
 
 def alert_kinds() -> list[str]:
@@ -82,23 +80,7 @@ class Sender:
 
 RELOAD_TIMEOUT_S = 120.0
 BAR_SLICE = 250        # input records applied between two yields to the event loop (~10-25 ms here)
-FLUSH_SLICE = 200      # outputs computed between two yields of a flush
-SECTOR_SLICE = 8       # sector values (each sums every member) computed between two yields
 MINUTES_SLICE_BYTES = 64 * 1024   # minute records (packed ~250 per message) applied between two yields
-
-
-def slices_by_size(values: list[bytes], budget: int) -> Iterable[list[bytes]]:
-    """Consecutive runs of messages of about ``budget`` bytes (at least one message each)."""
-    run: list[bytes] = []
-    size = 0
-    for value in values:
-        if run and size + len(value) > budget:
-            yield run
-            run, size = [], 0
-        run.append(value)
-        size += len(value)
-    if run:
-        yield run
 
 
 async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dict[bytes, bytes]:
@@ -135,46 +117,6 @@ async def read_changelog(kafka: KafkaSettings, tps: list[TopicPartition]) -> dic
     return data
 
 
-BOOK_KEY = "__book__"
-
-
-def signal_state_changes(engine: SignalEngine, closed: Iterable[str], written: dict[str, bytes],
-                         book: bool = True) -> list[tuple[str, bytes]]:
-    """(key, state) to store after a flush: every series that closed a candle, and the book
-    (edge flags, liquidation figures) when it differs from what was written last."""
-    out = []
-    for key in sorted(closed):
-        state = engine.series_state(key)
-        if state is not None:
-            out.append((key, orjson.dumps(state)))
-    if book:
-        value = orjson.dumps(engine.book_state())
-        if written.get(BOOK_KEY) != value:
-            out.append((BOOK_KEY, value))
-    return out
-
-
-def load_signal_state(engine: SignalEngine, items: Iterable[tuple[str, bytes]]) -> int:
-    """Restore the engine from its table; returns how many series states were loaded. A series this
-    worker has already taken further (it closed candles while the table was elsewhere, during a
-    rebalance) keeps its own state."""
-    loaded = 0
-    for key, raw in items:
-        try:
-            state = orjson.loads(raw)
-            if key == BOOK_KEY:
-                engine.load_book_state(state)
-                continue
-            current = engine.series_state(key)
-            if current is not None and (current["last_open_time"] or 0) > (state["last_open_time"] or 0):
-                continue
-            engine.load_series_state(key, state)
-            loaded += 1
-        except (ValueError, KeyError, TypeError) as exc:   # an older state format: start that key afresh
-            log.warning("signal state %s not restored: %s", key, exc)
-    return loaded
-
-
 def table_items(table: Any) -> list[tuple[str, bytes]]:
     return [(k.decode() if isinstance(k, bytes) else str(k), v) for k, v in table.data.items()]
 
@@ -192,13 +134,29 @@ async def shorten_fetch_wait(app: faust.App, wait_ms: int) -> None:
         await asyncio.sleep(0.1)
 
 
-def attach(app: faust.App, ctx: Context) -> None:
+
+def observe(out: Output, cap_series: set[str]) -> None:
+    """The market gauges and alert counts of one published output."""
+    if out.topic is topics.LIQUIDATION_TOTALS:
+        metrics.observe_liquidations(out.value)
+    elif out.topic is topics.SECTOR_CAPS:
+        metrics.observe_sector(out.value)
+    elif out.topic is topics.INDICATORS:
+        metrics.observe_indicators(out.value, cap_series)
+    elif out.topic is topics.ALERTS:
+        metrics.ALERTS.labels(out.key).inc()
+
+
+def attach(app: faust.App, ctx: Context) -> Topology:
+    """Declare the processor's topics, tables, agents and timers on ``app``; returns the topology
+    they call."""
     settings = ctx.settings
+    topology = Topology(ctx, span=metrics.handler_slice)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     bars_topic = app.topic(topics.TRADE_BARS.name, **raw)
     liqs_topic = app.topic(topics.LIQUIDATIONS.name, **raw)
-    minutes_topic = app.topic(internal_topic_name(settings, "asset-minutes"), partitions=1, internal=True, **raw)
-    liqs_one = app.topic(internal_topic_name(settings, "liquidations"), partitions=1, internal=True, **raw)
+    minutes_topic = app.topic(topology.minutes_topic, partitions=1, internal=True, **raw)
+    liqs_one = app.topic(topology.liquidations_topic, partitions=1, internal=True, **raw)
     deadletter_topic = app.topic(topics.DEADLETTER.name, **raw)
 
     as_bytes: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
@@ -207,7 +165,6 @@ def attach(app: faust.App, ctx: Context) -> None:
     sector_table = app.Table("sector-buckets", partitions=1, **as_bytes)
     # one partition, so Faust's assignor puts it with the single-partition stages that feed the engine
     signal_table = app.Table("signals", partitions=1, **as_bytes)
-    signal_written: dict[str, bytes] = {}
 
     def send_deadletters(stream: str, items: Iterable[tuple[bytes | None, str]]) -> None:
         for message, reason in items:
@@ -215,73 +172,31 @@ def attach(app: faust.App, ctx: Context) -> None:
             deadletter_topic.send_soon(key=letter.source.encode(), value=orjson.dumps(letter))
             metrics.DEADLETTERS.labels(stream).inc()
 
-    async def publish(topic: topics.Topic, key: str, value: dict[str, Any], ts_recv: int) -> None:
+    async def publish(out: Output, cap_series: set[str]) -> None:
         emit = now_ms()
-        value["ts_emit"] = emit
+        out.value["ts_emit"] = emit
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        await producer.send(topic.name, value=orjson.dumps(value), key=key.encode())
-        metrics.UPDATES.labels(topic.name).inc()
-        if ts_recv:
-            metrics.EVENT_LAG.observe(max(0.0, (emit - ts_recv) / 1000))
+        await producer.send(out.topic.name, value=orjson.dumps(out.value), key=out.key.encode())
+        metrics.UPDATES.labels(out.topic.name).inc()
+        if out.ts_recv:
+            metrics.EVENT_LAG.observe(max(0.0, (emit - out.ts_recv) / 1000))
+        observe(out, cap_series)
 
     flush_lock = asyncio.Lock()
 
     async def flush() -> None:
-        """Emit what is due. One flush at a time: two interleaved flushes could hand the engine a
-        later close before an earlier one, which it would then drop as a redelivery."""
+        """Emit what is due, slice by slice, yielding to the loop where a slice says so. One flush at
+        a time: two interleaved flushes could hand the engine a later close before an earlier one,
+        which it would then drop as a redelivery."""
         async with flush_lock:
-            await flush_due()
-
-    async def flush_due() -> None:
-        """Emit in slices of at most FLUSH_SLICE outputs, yielding to the loop between slices."""
-        now = time.monotonic()
-        closed: set[str] = set()
-        while True:
-            with metrics.handler_slice("flush"):
-                stats = ctx.assets.due(now, FLUSH_SLICE)
-                asset_alerts = [ctx.signals.on_asset(value) for _asset, value in stats]
-            for (asset, value), alerted in zip(stats, asset_alerts, strict=True):
-                await publish(topics.ASSET_STATS, asset, value, ctx.assets.ts_recv.get(asset, 0))
-                await alerts(alerted)
-            if len(stats) < FLUSH_SLICE:
-                break
-            await asyncio.sleep(0)
-        for key, value in ctx.liquidations.due(now):
-            await publish(topics.LIQUIDATION_TOTALS, key, value, ctx.liquidations.max_ts_recv)
-            metrics.observe_liquidations(value)
-            await alerts(ctx.signals.on_liquidation_totals(value, price_change(value["scope"])))
-        if not ctx.history_ready.is_set():
-            await save_signals(closed)
-            return
-        while True:
-            with metrics.handler_slice("flush"):
-                values = ctx.sectors.due_sectors(now, SECTOR_SLICE)
-            for value in values:
-                await publish(topics.SECTOR_CAPS, value["sector"], value, ctx.sectors.max_ts_recv)
-                metrics.observe_sector(value)
-                await alerts(ctx.signals.on_sector(value))
-                if value["sector"] == "total":
-                    await alerts(recheck_cascades())
-            if len(values) < SECTOR_SLICE:
-                break
-            await asyncio.sleep(0)
-        cap_series = set(ctx.universe.sectors())
-        while True:
-            with metrics.handler_slice("flush"):
-                candles = ctx.sectors.due_candles(now, FLUSH_SLICE)
-                outputs = [(candle, *ctx.signals.on_candle(dict(candle))) for candle in candles]
-            for candle, indicators, raised in outputs:
-                key = f"{candle['series']}:{candle['interval']}"
-                await publish(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv)
-                await publish(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv)
-                metrics.observe_indicators(indicators, cap_series)
-                await alerts(raised)
-                if candle["closed"]:
-                    closed.add(key)
-            if len(candles) < FLUSH_SLICE:
-                break
-            await asyncio.sleep(0)
-        await save_signals(closed)
+            run = topology.flush(time.monotonic())
+            cap_series = set(ctx.universe.sectors())
+            for part in run:
+                for out in part.outputs:
+                    await publish(out, cap_series)
+                if part.pause:
+                    await asyncio.sleep(0)
+            await save_signals(run.closed)
 
     async def save_signals(closed: set[str]) -> None:
         """Write the engine state that changed to its changelog table: the series that closed (only
@@ -289,35 +204,14 @@ def attach(app: faust.App, ctx: Context) -> None:
         that owns the table (another worker's edge flags are not kept across its restart)."""
         name = signal_table.changelog_topic.get_topic_name()
         owner = any(tp.topic == name for tp in app.assignor.assigned_actives())
-        changes: list[TableChange] = []
-        for key, value in signal_state_changes(ctx.signals, closed, signal_written, book=owner):
-            signal_written[key] = value
-            changes.append((0, key, value))
+        changes = topology.signal_changes(closed, book=owner)
         if changes:
             await signals_out.write_table(signal_table, changes)
             await signals_out.delivered()
 
-    async def alerts(raised: list[dict[str, Any]]) -> None:
-        for alert in raised:
-            await publish(topics.ALERTS, alert["kind"], alert, 0)
-            metrics.ALERTS.labels(alert["kind"]).inc()
-
-    def recheck_cascades() -> list[Any]:
-        """The market-wide liquidation scopes judged again against the total cap's new 24 h change:
-        the liquidation stream can run ahead of the sector stage (a replay), so the move it was
-        first judged against may be an earlier one. Edge flags keep an alert from repeating."""
-        raised: list[Any] = []
-        for _key, value in sorted(ctx.liquidations.emit.last_value.items()):
-            if not str(value["scope"]).startswith("asset:"):
-                raised += ctx.signals.on_liquidation_totals(dict(value), price_change(value["scope"]))
-        return raised
-
-    def price_change(scope: str) -> float | None:
-        """The 24 h price move a liquidation scope is judged against (total cap for all/exchange)."""
-        value = ctx.sectors.sectors.last_value.get("total")
-        if scope.startswith("asset:"):
-            value = ctx.assets.emit.last_value.get(scope[6:])
-        return None if value is None else value.get("change_24h_pct")
+    async def produce(sender: Sender, records: Iterable[tuple[str, bytes, bytes]]) -> None:
+        for topic, key, value in records:
+            await sender.send(topic, key, value)
 
     bars_out, liqs_out, totals_out, sectors_out = Sender(app), Sender(app), Sender(app), Sender(app)
     signals_out = Sender(app)
@@ -348,13 +242,13 @@ def attach(app: faust.App, ctx: Context) -> None:
     @asset_table.on_recover
     async def _recover_assets() -> None:
         await reload(asset_table)
-        ctx.assets.rebuild(table_items(asset_table))
+        topology.restore_assets(table_items(asset_table))
         metrics.STATE_KEYS.labels("asset-buckets").set(len(asset_table.data))
 
     @liq_table.on_recover
     async def _recover_liquidations() -> None:
         await reload(liq_table)
-        ctx.liquidations.rebuild(v for _, v in table_items(liq_table))
+        topology.restore_liquidations(v for _, v in table_items(liq_table))
         metrics.STATE_KEYS.labels("liquidations").set(len(liq_table.data))
 
     def behind(events: list[Any]) -> set[int]:
@@ -377,11 +271,11 @@ def attach(app: faust.App, ctx: Context) -> None:
             for i in range(0, len(events), BAR_SLICE):
                 chunk = events[i:i + BAR_SLICE]
                 with metrics.handler_slice("trade_bars"):
-                    batch = ctx.assets.apply(((e.value, e.message.partition, e.message.key) for e in chunk),
-                                             behind(chunk))
+                    batch = topology.bars(((e.value, e.message.partition, e.message.key) for e in chunk),
+                                          behind(chunk))
                 await bars_out.write_table(asset_table, batch.table)
-                if batch.records:    # one message per slice: the sector stage pays Faust's per-event cost once
-                    await bars_out.send(minutes_topic.get_topic_name(), b"slice", pack_records(batch.records))
+                # one message of minute records per slice: the sector stage pays Faust's per-event cost once
+                await produce(bars_out, batch.records)
                 send_deadletters("trade_bars", batch.deadletters)
                 for outcome, n in batch.outcomes.items():
                     metrics.EVENTS.labels("trade_bars", outcome).inc(n)
@@ -395,17 +289,11 @@ def attach(app: faust.App, ctx: Context) -> None:
     async def liquidations(stream: Any) -> None:
         async for events in stream.take_events(1000, 0.02):
             await ctx.reference_ready.wait()
-            bad = []
-            for event in events:
-                try:
-                    liq = parse_liquidation(event.value, ctx.universe, ctx.assets.bounds)
-                except InvalidEvent as exc:
-                    bad.append((event.value, str(exc)))
-                    continue
-                await liqs_out.send(liqs_one.get_topic_name(), b"all", orjson.dumps(liq))
-            send_deadletters("liquidations", bad)
-            if bad:
-                metrics.EVENTS.labels("liquidations", "deadletter").inc(len(bad))
+            batch = topology.check_liquidations(e.value for e in events)
+            await produce(liqs_out, batch.records)
+            send_deadletters("liquidations", batch.deadletters)
+            for outcome, n in batch.outcomes.items():
+                metrics.EVENTS.labels("liquidations", outcome).inc(n)
             await liqs_out.delivered()
 
     @app.agent(liqs_one)
@@ -413,10 +301,9 @@ def attach(app: faust.App, ctx: Context) -> None:
         async for events in stream.take_events(1000, 0.02):
             started = time.perf_counter()
             with metrics.handler_slice("liquidation_totals"):
-                liqs = [Liquidation.from_dict(orjson.loads(e.value)) for e in events]
-                changes, outcomes = ctx.liquidations.apply(liqs)
-            await totals_out.write_table(liq_table, changes)
-            for outcome, n in outcomes.items():
+                batch = topology.liquidation_totals(e.value for e in events)
+            await totals_out.write_table(liq_table, batch.table)
+            for outcome, n in batch.outcomes.items():
                 metrics.EVENTS.labels("liquidations", outcome).inc(n)
             await flush()
             await totals_out.delivered()
@@ -425,14 +312,13 @@ def attach(app: faust.App, ctx: Context) -> None:
     @signal_table.on_recover
     async def _recover_signals() -> None:
         await reload(signal_table)
-        loaded = load_signal_state(ctx.signals, table_items(signal_table))
-        signal_written.update((k.decode(), v) for k, v in signal_table.data.items())
+        loaded = topology.restore_signals(table_items(signal_table))
         log.info("signal engine: %d series states restored", loaded)
 
     @sector_table.on_recover
     async def _recover_sectors() -> None:
         await reload(sector_table)
-        ctx.sectors.rebuild(table_items(sector_table))
+        topology.restore_sectors(table_items(sector_table))
         metrics.STATE_KEYS.labels("sector-buckets").set(len(sector_table.data))
 
     @app.agent(minutes_topic)
@@ -446,7 +332,7 @@ def attach(app: faust.App, ctx: Context) -> None:
             changes: list[TableChange] = []
             for chunk in slices_by_size([e.value for e in events], MINUTES_SLICE_BYTES):
                 with metrics.handler_slice("asset_minutes"):
-                    changes += ctx.sectors.apply(chunk)
+                    changes += topology.minutes(chunk)
                 await asyncio.sleep(0)
             # the closes go out (and the engine state is stored) before the buckets that made them:
             # after a kill in between, the redelivered buckets close the same intervals again
@@ -476,6 +362,7 @@ def attach(app: faust.App, ctx: Context) -> None:
         for name, table in (("asset-buckets", asset_table), ("liquidations", liq_table),
                             ("sector-buckets", sector_table), ("signals", signal_table)):
             metrics.STATE_KEYS.labels(name).set(len(table.data))
+        metrics.observe_sector_hold(len(ctx.sectors.held), ctx.sectors.take_forced())
         consumer = app.consumer
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
@@ -496,3 +383,4 @@ def attach(app: faust.App, ctx: Context) -> None:
         await run_history_reader(ctx)
 
     ctx.send_deadletters = send_deadletters
+    return topology

@@ -1,8 +1,9 @@
 """The Faust app of the processor: configuration, the worker context (``context.py``) and the runner.
 
 The agents (``agents.py``) are thin shells: they take batches of raw messages and hand them to the
-pure stages (``stage_*.py``); Faust provides the consumer group, the changelog-backed tables that
-make the stages restart-safe, and the producer.
+pure topology (``topology.py``), which routes them through the stages (``stage_*.py``) and says what
+to publish where; Faust provides the consumer group, the changelog-backed tables that make the
+stages restart-safe, and the producer.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What one processor worker holds next to its Faust tables (typed; no Faust import), shared by the
-Faust wiring (``agents``), the reference readers (``reference_io``) and the app (``app``)."""
+topology (``topology``), the Faust wiring (``agents``), the reference readers (``reference_io``) and
+the app (``app``)."""
 
 from __future__ import annotations
 

@@ -38,6 +38,12 @@ EVENT_LAG = Histogram("cryptopulse_processor_event_lag_seconds",
 CONSUMER_LAG = Gauge("cryptopulse_processor_consumer_lag_messages",
                      "Messages not yet consumed, by topic and partition.", ["topic", "partition"])
 STATE_KEYS = Gauge("cryptopulse_processor_state_keys", "Keys held in each state table.", ["table"])
+SECTOR_HELD = Gauge("cryptopulse_processor_sector_held_records",
+                    "Minute records the sector stage holds until every source partition has sent its bars "
+                    "up to their event time.")
+SECTOR_FORCED = Counter("cryptopulse_processor_sector_forced_total",
+                        "Minute records the sector stage applied before every source reached their event "
+                        "time (its hold bound was exceeded): figures of that moment may miss bars.")
 
 # Market figures for dashboards (bounded labels: ``sector`` is a sector id of the asset universe
 # including ``total``; ``window`` 1h/4h/12h/24h; ``side`` long/short; ``series`` total or a sector id).
@@ -137,3 +143,9 @@ def partitions_assigned(assigned: Iterable[Any], sector_topic: str, liquidation_
                     RSI.labels(series, interval).set(math.nan)
         elif tp.topic == liquidation_topic:
             init_children(LIQUIDATIONS_USD, tuple(windows), SIDES)
+
+
+def observe_sector_hold(held: int, forced: int) -> None:
+    """The sector stage's held records, and its forced releases since the last call."""
+    SECTOR_HELD.set(held)
+    SECTOR_FORCED.inc(forced)

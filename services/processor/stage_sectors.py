@@ -9,6 +9,7 @@ the asset's own time. Pure: no Faust here.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -30,6 +31,7 @@ TableChange = tuple[int, str, bytes | None]
 TOP_N = 5
 INTERVALS = tuple(INTERVAL_MS)
 LINE_SLOTS = 2 * RING_MINUTES     # minutes a cap line holds at most (more is folded into its head)
+HOLD_MAX_RECORDS = 300_000        # minute records held for the release time at most (~120 MB)
 
 
 PriceStep = tuple[int, int | None, float | None, float | None]   # price on [start, end) went from -> to
@@ -131,6 +133,11 @@ def sector_value(sector: str, name: str, members: list[dict[str, Any]], now_ts: 
             "ts": now_ts}
 
 
+def record_time(rec: dict[str, Any]) -> int:
+    """Event time of a minute record: its bucket's close (the latest bar in it)."""
+    return int(rec["bucket"][5][0])
+
+
 def unpacked(messages: Iterable[bytes]) -> Iterator[tuple[dict[str, Any], bytes]]:
     """(record, its own bytes) of messages holding one record or an array of them."""
     for raw in messages:
@@ -162,13 +169,20 @@ class SectorStage:
         self.open_times: dict[str, int] = {}       # series:interval -> open_time of its current interval
         self.closed: list[dict[str, Any]] = []     # closed candles not yet emitted (never conflated)
         self.max_ts_recv = 0
+        self.held: list[tuple[int, int, bytes]] = []   # heap of (event ts, arrival seq, minute record)
+        self._held_seq = 0
+        self.forced = 0                            # records applied before the release time reached them
         self._rebuild_lines()
 
     # -- input ----------------------------------------------------------------------------
 
     def apply(self, records: Iterable[bytes], now: float | None = None) -> list[TableChange]:
-        """Apply minute records and source progress records received at wall time ``now`` (each
-        message one record or a JSON array of them, see :func:`stage_assets.pack_records`)."""
+        """Take minute records and source progress records received at wall time ``now`` (each
+        message one record or a JSON array of them, see :func:`stage_assets.pack_records`).
+
+        Every record goes to the table at once; a minute record reaches the mirrors only when the
+        sources' release time has passed its bucket's close (:meth:`release`), so every figure is
+        computed from all the bars up to the event time it shows, as the oracle computes it."""
         wall = self.clock() if now is None else now
         changes: list[TableChange] = []
         for rec, raw in unpacked(records):
@@ -177,23 +191,46 @@ class SectorStage:
                 src = int(rec["src"])
                 self.watermark.observe(src, int(rec["wm"]), wall, bool(rec.get("caught_up", True)))
                 changes.append((0, source_key(src), progress_record(src, self.watermark.progress[src])))
-                self._close_caps()
                 continue
-            asset, minute = rec["asset"], int(rec["minute"])
-            bucket = Bucket.from_json(rec["bucket"])
-            self._put(asset, minute, bucket)
+            event_ts = record_time(rec)
             if "src" in rec:
                 self.watermark.observe(int(rec["src"]), None if wm is None else int(wm), wall)
             else:
-                self.watermark.observe(LEGACY_SOURCE, bucket.close_key[0], wall)
-            self._close_caps()
-            changes.append((0, bucket_key(asset, minute), raw))
-            self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
-        self.watermark.tick(wall)
-        self._close_caps()
-        if changes:
-            self._mark_caps()
+                self.watermark.observe(LEGACY_SOURCE, event_ts, wall)
+            changes.append((0, bucket_key(rec["asset"], int(rec["minute"])), raw))
+            self.hold(event_ts, raw)
+        self.release(wall)
         return changes
+
+    def hold(self, event_ts: int, raw: bytes) -> None:
+        heapq.heappush(self.held, (event_ts, self._held_seq, raw))
+        self._held_seq += 1
+
+    def release(self, now: float) -> None:
+        """Apply the held minute records up to the sources' release time, oldest event time first;
+        beyond ``HOLD_MAX_RECORDS`` the oldest are applied anyway (counted in ``forced``)."""
+        self.watermark.tick(now)
+        held = self.held
+        until = self.watermark.release_time()
+        released = False
+        while held and ((until is not None and held[0][0] <= until) or len(held) > HOLD_MAX_RECORDS):
+            event_ts, _seq, raw = heapq.heappop(held)
+            if until is None or event_ts > until:
+                self.forced += 1
+            rec = orjson.loads(raw)
+            bucket = Bucket.from_json(rec["bucket"])
+            self._put(rec["asset"], int(rec["minute"]), bucket)
+            self._close_caps()
+            self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
+            released = True
+        self._close_caps()
+        if released:
+            self._mark_caps()
+
+    def take_forced(self) -> int:
+        """Forced releases since the last call (for the metrics)."""
+        forced, self.forced = self.forced, 0
+        return forced
 
     def _mark_caps(self) -> None:
         """Every sector moves with the processor-wide now (marked once per batch, not per record)."""
@@ -318,6 +355,7 @@ class SectorStage:
         self.now_ts, self.floor, self.open_times, self._caps_tracked = -1, -1, {}, False
         self.watermark.reset()
         self.cap_minute = -1
+        self.held = []
         self._rebuild_lines()
         buckets = []
         for key, raw in items:
@@ -325,9 +363,14 @@ class SectorStage:
             if key.startswith(SOURCE_KEY_PREFIX + "|"):
                 self.watermark.restore(int(rec["src"]), int(rec["wm"]))
             else:
-                buckets.append((split_key(key)[1], rec))
-        for _minute, rec in sorted(buckets, key=lambda mr: mr[0]):
-            self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
+                buckets.append((split_key(key)[1], rec, raw))
+        progress = self.watermark.progress
+        until = min(progress.values()) if progress else None   # what every source had sent
+        for _minute, rec, raw in sorted(buckets, key=lambda mr: mr[0]):
+            if until is not None and record_time(rec) > until:
+                self.hold(record_time(rec), raw)
+            else:
+                self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
         self._advance_floor()
         self.open_times = {}
         close_time = self.watermark.close_time()
@@ -444,6 +487,9 @@ class SectorStage:
         return out
 
     def due_sectors(self, now: float, limit: int | None = None) -> list[dict[str, Any]]:
+        """Sector values to emit (conflated, changed only); first applies what the sources' release
+        time has reached meanwhile (a source turned quiet)."""
+        self.release(now)
         keys = self.sectors.ready(now, limit)
         values = self.sector_values(keys)
         return [v for s, v in values.items() if self.sectors.changed(s, v, now)]

@@ -19,6 +19,7 @@ import orjson
 
 SOURCE_KEY_PREFIX = "@src"
 IDLE_MAX_SPEED = 2.0     # event ms per wall ms the others may advance while a source counts as quiet
+RELEASE_QUIET_S = 2.0    # wall seconds after which a source read to its end stops holding records back
 
 
 def source_key(src: int) -> str:
@@ -103,6 +104,24 @@ class Watermark:
         if not active:
             return max(self.progress.values()) if self.progress else None
         values = [self.progress.get(s) for s in active]
+        return None if any(v is None for v in values) else min(v for v in values if v is not None)
+
+    def release_time(self) -> int | None:
+        """Event time up to which every source has sent its records, for the sector stage to apply
+        what it holds (laxer than :meth:`value`, which closes candles): a source stops holding back
+        once it has been quiet for ``RELEASE_QUIET_S`` after a report that it was read to its end
+        (a live partition without trades), or for ``idle_s`` whatever its report (a source that
+        never sends, or whose fetches are starved); None while a holding source has not reported."""
+        latest = self.latest
+        holding = []
+        for src, seen in self.last_seen.items():
+            quiet = 0.0 if latest is None or seen is None else latest - seen
+            if quiet > self.idle_s or (quiet > RELEASE_QUIET_S and self.caught_up.get(src, False)):
+                continue
+            holding.append(src)
+        if not holding:
+            return self.lead() if self.progress else None
+        values = [self.progress.get(s) for s in holding]
         return None if any(v is None for v in values) else min(v for v in values if v is not None)
 
     def close_time(self) -> int | None:

@@ -75,10 +75,14 @@ async def _channel_group(url: str, channels: tuple[str, ...], history: int, time
 async def collect(url: str, timeout: float = 20.0, quiet: float = 1.5,
                   token: str | None = None) -> tuple[Records, list[dict[str, Any]]]:
     """Records per channel and every alert seen (history included)."""
+    # every group runs to its end, so a refusal seen by all of them is raised once, not also left
+    # unretrieved in the others (which asyncio prints as tracebacks at exit)
     groups = await asyncio.gather(*(_channel_group(url, channels, history, timeout, quiet, token)
-                                    for channels, history in GROUPS))
+                                    for channels, history in GROUPS), return_exceptions=True)
     records: Records = {}
     for group in groups:
+        if isinstance(group, BaseException):
+            raise group
         records.update(group)
     alerts = [a for channel, values in records.items() if channel.startswith("alerts:") for a in values]
     return records, alerts

@@ -5,6 +5,7 @@ daily and hourly closes; a quiet partition stops holding the watermark back; a r
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import orjson
 
@@ -15,7 +16,7 @@ from services.processor.stage_sectors import SectorStage
 from services.processor.timeutil import MINUTE_MS
 from services.processor.watermark import Watermark
 from tests import oracle
-from tests.processor.helpers import T0, bar
+from tests.processor.helpers import T0, bar, differences
 
 HOUR = 60 * MINUTE_MS
 DAY = 24 * HOUR
@@ -191,3 +192,38 @@ def test_a_source_that_never_reports_is_idle_only_at_live_pace() -> None:
     live.observe(0, 1_011_000, now=11.0)
     replay.observe(0, 9_000_000, now=11.0)
     assert (live.value(), replay.value()) == (1_011_000, None)
+
+
+def emitted(sectors: SectorStage, now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The total cap's sector values and forming candles emitted at wall time ``now``."""
+    values = [v for v in sectors.due_sectors(now) if v["sector"] == "total"]
+    forming = [c for c in sectors.due_candles(now) if c["series"] == "total" and not c["closed"]]
+    return values, forming
+
+
+def test_every_intermediate_total_equals_the_oracle_at_its_event_time_while_a_partition_runs_ahead() -> None:
+    """Partition 0 runs a day ahead of partition 1 (a max-speed replay's uneven fetches): every total
+    cap value and forming candle the stage emits is what the oracle computes from the bars up to that
+    value's ``ts``, not a sum over BTC's future and ETH's past."""
+    assets, sectors = stage_pair()
+    btc = bars_of("BTC", T0, T0 + 2 * DAY, 30 * MINUTE_MS, 100_000.0)
+    eth = bars_of("ETH", T0 + 5 * MINUTE_MS, T0 + 2 * DAY, 30 * MINUTE_MS, 3_000.0)
+    universe = bundled_universe()
+    chunks = [(btc[:48], 0), (btc[48:], 0), (eth[:20], 1), (eth[20:60], 1), (eth[60:], 1)]
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for wall, (chunk, partition) in enumerate(chunks):
+        feed(assets, sectors, chunk, partition, now=float(wall))
+        values, forming = emitted(sectors, float(wall))
+        seen += [("sector", v) for v in values] + [("candle", c) for c in forming]
+        if wall == 2:
+            assert len(sectors.held) > 48, "BTC's bars beyond ETH's progress wait for partition 1"
+    values, forming = emitted(sectors, 30.0)        # both partitions quiet: everything applied
+    seen += [("sector", v) for v in values] + [("candle", c) for c in forming]
+    assert not sectors.held and sectors.forced == 0
+    assert len({v["ts"] for _kind, v in seen}) >= 3, seen
+    for kind, value in seen:
+        expected = oracle.compute(btc + eth, [], universe, now_ms=value["ts"])
+        want = expected["sector-caps"]["total"] if kind == "sector" else \
+            expected["candles"][f"total:{value['interval']}"]
+        assert not differences({"total": value}, {"total": want}), (kind, value["ts"], value, want)
+    assert seen[-1][1]["ts"] == max(b.ts_last for b in btc + eth)

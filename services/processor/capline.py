@@ -38,15 +38,20 @@ class CapLine:
 
     def step(self, minute: int, value: float, count: int) -> None:
         """From ``minute`` on, the sum changes by ``value`` and the priced count by ``count``."""
+        j = self._add(minute, value, count)
+        if j < self.valid:
+            self.valid = max(j, 0)
+
+    def _add(self, minute: int, value: float, count: int) -> int:
+        """Add a step to the differences; returns its slot (-1: folded into the head). The prefix
+        sums before ``valid`` are left as they were (the caller updates or drops them)."""
         if self.base is None:
             self.base = minute if self.floor is None else max(minute, self.floor)
         if minute < self.base:
-            newest = self.base + len(self.value_diff) * MINUTE_MS
-            if (self.floor is not None and minute < self.floor) or newest - minute > self.max_slots * MINUTE_MS:
+            if self._folds(minute):
                 self.head_value += value
                 self.head_count += count
-                self.valid = 0
-                return
+                return -1
             self._prepend((self.base - minute) // MINUTE_MS)
         j = (minute - self.base) // MINUTE_MS
         if j >= self.max_slots:
@@ -54,13 +59,18 @@ class CapLine:
             j = (minute - self.base) // MINUTE_MS
         n = len(self.value_diff)
         if j >= n:
-            grow = max(j + 1 - n, 64)
+            grow = min(max(j + 1 - n, 64), self.max_slots - n)   # never past max_slots (see _folds)
             self.value_diff.extend(array("d", bytes(8 * grow)))
             self.count_diff.extend(array("q", bytes(8 * grow)))
         self.value_diff[j] += value
         self.count_diff[j] += count
-        if j < self.valid:
-            self.valid = j
+        return j
+
+    def _folds(self, minute: int) -> bool:
+        """A step at ``minute`` (before the first slot) goes to the head rather than to a new slot."""
+        assert self.base is not None
+        newest = self.base + len(self.value_diff) * MINUTE_MS
+        return (self.floor is not None and minute < self.floor) or newest - minute > self.max_slots * MINUTE_MS
 
     def _prepend(self, k: int) -> None:
         self.value_diff[:0] = array("d", bytes(8 * k))
@@ -73,9 +83,24 @@ class CapLine:
         """The sum changes by ``value`` (the count by ``count``) on ``[start, end)``; None: onwards."""
         if value == 0.0 and count == 0:
             return
-        self.step(start, value, count)
+        base, valid = self.base, self.valid
+        last = start if end is None else end
+        if (base is None or not valid or last >= base + self.max_slots * MINUTE_MS
+                or (start < base and not self._folds(start))):
+            self.step(start, value, count)     # the slots move (or nothing is summed yet): sums dropped
+            if end is not None:
+                self.step(end, -value, -count)
+            return
+        self._add(start, value, count)
         if end is not None:
-            self.step(end, -value, -count)
+            self._add(end, -value, -count)
+        i = max(0, (start - base) // MINUTE_MS)   # the prefix sums kept move on the change's minutes
+                                                  # (a step before the first slot moved the head)
+        k = valid if end is None else min(valid, (end - base) // MINUTE_MS)
+        if i < k:
+            self.values[i:k] = array("d", map(float(value).__add__, self.values[i:k]))
+            if count:
+                self.counts[i:k] = array("q", map(count.__add__, self.counts[i:k]))
 
     def trim(self, minute: int) -> None:
         """No point before ``minute`` is read any more: fold its slots into the head."""

@@ -174,9 +174,10 @@ def attach(app: faust.App, ctx: Context) -> Topology:
 
     async def publish(out: Output, cap_series: set[str]) -> None:
         emit = now_ms()
-        out.value["ts_emit"] = emit
+        # a copy: the emitter keeps out.value as the last value sent, to skip an unchanged next one
+        value = {**out.value, "ts_emit": emit}
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        await producer.send(out.topic.name, value=orjson.dumps(out.value), key=out.key.encode())
+        await producer.send(out.topic.name, value=orjson.dumps(value), key=out.key.encode())
         metrics.UPDATES.labels(out.topic.name).inc()
         if out.ts_recv:
             metrics.EVENT_LAG.observe(max(0.0, (emit - out.ts_recv) / 1000))

@@ -172,6 +172,7 @@ class SectorStage:
         self.held: list[tuple[int, int, bytes]] = []   # heap of (event ts, arrival seq, minute record)
         self._held_seq = 0
         self.forced = 0                            # records applied before the release time reached them
+        self.table_minutes: dict[str, dict[int, None]] = {}   # asset -> minutes in the table, as stored
         self._rebuild_lines()
 
     # -- input ----------------------------------------------------------------------------
@@ -198,9 +199,25 @@ class SectorStage:
             else:
                 self.watermark.observe(LEGACY_SOURCE, event_ts, wall)
             changes.append((0, bucket_key(rec["asset"], int(rec["minute"])), raw))
+            changes += self._table_evictions(rec["asset"], int(rec["minute"]), event_ts)
             self.hold(event_ts, raw)
         self.release(wall)
         return changes
+
+    def _table_evictions(self, asset: str, minute: int, event_ts: int) -> list[TableChange]:
+        """Deletions of the asset's table keys older than its ring at ``event_ts`` (stage 1 evicted
+        those buckets too), so the table stays within one ring per asset, not every minute ever."""
+        minutes = self.table_minutes.setdefault(asset, {})
+        minutes[minute] = None
+        cutoff = ring_start(minute_of(event_ts))
+        out: list[TableChange] = []
+        while minutes:
+            oldest = next(iter(minutes))     # the earliest stored (minutes arrive nearly in order)
+            if oldest >= cutoff:
+                break
+            del minutes[oldest]
+            out.append((0, bucket_key(asset, oldest), None))
+        return out
 
     def hold(self, event_ts: int, raw: bytes) -> None:
         heapq.heappush(self.held, (event_ts, self._held_seq, raw))
@@ -366,7 +383,9 @@ class SectorStage:
                 buckets.append((split_key(key)[1], rec, raw))
         progress = self.watermark.progress
         until = min(progress.values()) if progress else None   # what every source had sent
+        self.table_minutes = {}
         for _minute, rec, raw in sorted(buckets, key=lambda mr: mr[0]):
+            self.table_minutes.setdefault(rec["asset"], {})[int(rec["minute"])] = None
             if until is not None and record_time(rec) > until:
                 self.hold(record_time(rec), raw)
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 from services.common.events import TradeBar
@@ -105,6 +106,8 @@ class WindowStats:
 _COLUMNS = ("open", "high", "low", "close", "notional", "trades", "recv", "first", "last", "ido", "idn")
 _ID_COLUMNS = ("ido", "idn")
 _GROW_SLOTS = 32
+_SPARSE_CAP = RING_MINUTES * 3 // 2   # a sparse ring doubles its slots up to this (a span and its slack)
+_SPARSE_SLOTS = 48      # a range with at most this many buckets is read bucket by bucket
 
 
 class BucketRing:
@@ -221,6 +224,43 @@ class BucketRing:
         for j in range(self.clamp(start), self.clamp(end)):
             if live[j]:
                 yield base + j * MINUTE_MS, self._bucket(j, base + j * MINUTE_MS)
+
+    def extremes(self, a: int, b: int) -> tuple[float, float] | None:
+        """(highest high, lowest low) of the buckets in slots [a, b), or None without one. A sparse
+        range visits its buckets only (found in C), a dense one compresses the columns."""
+        live = self.live
+        if live.count(1, a, b) > _SPARSE_SLOTS:
+            held = live[a:b]
+            return max(compress(self.high[a:b], held)), min(compress(self.low[a:b], held))
+        j = live.find(1, a, b)
+        if j < 0:
+            return None
+        highs, lows = self.high, self.low
+        high, low = highs[j], lows[j]
+        j = live.find(1, j + 1, b)
+        while j >= 0:
+            if highs[j] > high:
+                high = highs[j]
+            if lows[j] < low:
+                low = lows[j]
+            j = live.find(1, j + 1, b)
+        return high, low
+
+    def totals(self, a: int, b: int) -> tuple[float, int]:
+        """(notional, trades) of the slots in [a, b), each summed oldest first as ``sum`` does over
+        the columns (empty slots hold zeros, so visiting the buckets only gives the same floats)."""
+        live = self.live
+        if live.count(1, a, b) > _SPARSE_SLOTS:
+            return sum(self.notional[a:b]), sum(self.trades[a:b])
+        notional, trades = self.notional, self.trades
+        vol: float = 0
+        count = 0
+        j = live.find(1, a, b) if a < b else -1
+        while j >= 0:
+            vol += notional[j]
+            count += trades[j]
+            j = live.find(1, j + 1, b)
+        return vol, count
 
     # -- bars ---------------------------------------------------------------------------------
 
@@ -384,7 +424,8 @@ class BucketRing:
             first = j
         keep = live.rfind(1, first) + 1 - first if self.count else 0
         need = j - first + 1
-        slack = max(_GROW_SLOTS, need // 8 if 2 * self.count >= need else need // 2)
+        dense = 2 * self.count >= need
+        slack = max(_GROW_SLOTS, need // 8 if dense else need // 2)
         if need + slack // 2 <= n:             # at least half the slack free: no reallocation
             buffers: tuple[array[Any] | bytearray, ...] = (*self._columns(), live)
             for col in buffers:
@@ -396,7 +437,7 @@ class BucketRing:
                     num[keep:] = array(num.typecode, bytes((n - keep) * num.itemsize))
             live[keep:] = bytearray(n - keep)
         else:
-            cap = need + slack
+            cap = need + slack if dense else max(need + slack, min(2 * n, _SPARSE_CAP))   # sparse: doubles
             for name in _COLUMNS:
                 col = getattr(self, name)
                 if not col and name in _ID_COLUMNS:
@@ -476,14 +517,10 @@ class AssetBook:
             return None
         before = live.rfind(1, ring.lo, j_ws)
         first = live.find(1, j_ws, j_end)
-        high = low = None
-        if first >= 0:
-            inside = [j for j in range(first, j_end) if live[j]]
-            high = max(ring.high[j] for j in inside)
-            low = min(ring.low[j] for j in inside)
-        vol = sum(ring.notional[j_ws:j_end])
-        vprev = sum(ring.notional[j_prev:j_ws])
-        trades = sum(ring.trades[j_ws:j_end])
+        extremes = ring.extremes(first, j_end) if first >= 0 else None
+        high, low = extremes if extremes is not None else (None, None)
+        vol, trades = ring.totals(j_ws, j_end)
+        vprev, _ = ring.totals(j_prev, j_ws)
         open_24h = ring.open[first] if first >= 0 else None
         ago = ring.close[before] if before >= 0 else open_24h
         return WindowStats(ring.close[latest], ago, open_24h, high, low, vol, vprev, trades)

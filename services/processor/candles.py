@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import compress
 from typing import Any
 
 from services.processor.assetbook import BucketRing
@@ -26,13 +25,13 @@ def ring_ohlc(ring: BucketRing, start: int, end: int) -> tuple[float, float, flo
     """Trade OHLC of a ring's buckets in ``[start, end)``, read from its columns (no bucket built):
     the open of the earliest minute, the close of the latest (a bar lies inside its minute)."""
     lo, hi = ring.clamp(start), ring.clamp(end)
-    live = ring.live[lo:hi]
-    first = live.find(1)
+    first = ring.live.find(1, lo, hi)
     if first < 0:
         return None
-    last = live.rfind(1)
-    return (ring.open[lo + first], max(compress(ring.high[lo:hi], live)), min(compress(ring.low[lo:hi], live)),
-            ring.close[lo + last])
+    last = ring.live.rfind(1, first, hi)
+    extremes = ring.extremes(first, last + 1)
+    assert extremes is not None
+    return ring.open[first], extremes[0], extremes[1], ring.close[last]
 
 
 def points_ohlc(points: Iterable[float]) -> tuple[float, float, float, float] | None:

@@ -18,6 +18,8 @@ from itertools import accumulate, islice
 
 from services.processor.timeutil import MINUTE_MS
 
+TRIM_SLOTS = 64     # slots before the floor folded into the head at once
+
 
 class CapLine:
     """One sector's cap points, per minute slot from ``base``. Changes before ``floor`` (the oldest
@@ -55,7 +57,7 @@ class CapLine:
             self._prepend((self.base - minute) // MINUTE_MS)
         j = (minute - self.base) // MINUTE_MS
         if j >= self.max_slots:
-            self.trim(minute - (self.max_slots - 1) * MINUTE_MS)
+            self.trim(minute - (self.max_slots - 1) * MINUTE_MS, now=True)
             j = (minute - self.base) // MINUTE_MS
         n = len(self.value_diff)
         if j >= n:
@@ -102,12 +104,16 @@ class CapLine:
             if count:
                 self.counts[i:k] = array("q", map(count.__add__, self.counts[i:k]))
 
-    def trim(self, minute: int) -> None:
-        """No point before ``minute`` is read any more: fold its slots into the head."""
+    def trim(self, minute: int, now: bool = False) -> None:
+        """No point before ``minute`` is read any more: fold its slots into the head, once they are
+        ``TRIM_SLOTS`` (moving every column by one slot per minute cost more than the rest), or
+        ``now``. A slot kept before the floor reads as the head would: only later points are read."""
         self.floor = minute if self.floor is None else max(self.floor, minute)
         if self.base is None or self.floor <= self.base:
             return
         k = min((self.floor - self.base) // MINUTE_MS, len(self.value_diff))
+        if k < TRIM_SLOTS and k < len(self.value_diff) and not now:
+            return
         if k:
             if self.valid >= k:
                 self.head_value, self.head_count = self.values[k - 1], self.counts[k - 1]

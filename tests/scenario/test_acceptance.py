@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -30,11 +31,14 @@ from services.scenario.paths import END_MS
 from services.scenario.report import collect
 from services.scenario.source import open_scenario
 from tests.conftest import ARTIFACTS, ServiceProcess, start_broker
+from tests.processor.helpers import bar, produce
 
 pytestmark = pytest.mark.timeout(720)
 
 DENSITY, SEED, BAD, DUP = 0.02, 7, 0.002, 0.002
 FINAL_TS = END_MS - 60_000 + 59_900          # the week's last trade: 2025-01-27 23:59:59.900
+YEAR_3000 = 32_503_680_000_000
+JUNK_HISTORY = b"{junk"
 DERIVED = (topics.ASSET_STATS, topics.SECTOR_CAPS, topics.LIQUIDATION_TOTALS, topics.CANDLES,
            topics.INDICATORS, topics.ALERTS)
 
@@ -58,6 +62,8 @@ def read_topic(bootstrap: str, topic: topics.Topic) -> list[tuple[str, dict[str,
                     continue
                 raise RuntimeError(str(message.error()))
             key = message.key().decode() if message.key() else ""
+            if message.value() == JUNK_HISTORY:
+                continue                            # injected on purpose (send_hostile_records)
             out.append((key, json.loads(message.value())))
         return out
     finally:
@@ -138,12 +144,25 @@ class Stack:
             shutil.copyfile(proc.log_path, saved / proc.log_path.name)
 
 
+def send_hostile_records(bootstrap: str) -> None:
+    """While the processor catches up: a year-3000 bar, a bar of 2^63 trades (valid JSON, beyond
+    int64) and a junk candle-history record; each must end as a processor dead letter, no figure moves."""
+    base = orjson.loads(orjson.dumps(bar("BTC", END_MS - 3_600_000, END_MS - 3_599_000, (1e5,) * 4, 1e3, seq=77)))
+    future = YEAR_3000 // 60_000 * 60_000
+    year_3000 = {**base, "id": "hostile:year-3000", "minute": future, "ts_first": future, "ts_last": future,
+                 "ts_recv": future + 5}
+    huge = json.dumps({**base, "id": "hostile:2^63", "count": 2**63}).encode()
+    asyncio.run(produce(bootstrap, topics.TRADE_BARS.name, [("BTC", orjson.dumps(year_3000)), ("BTC", huge)]))
+    asyncio.run(produce(bootstrap, topics.CANDLE_HISTORY.name, [("total:1d", JUNK_HISTORY)]))
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     broker = start_broker()
     running = Stack(broker, tmp_path_factory.mktemp("acceptance"))
     try:
         running.wait_replayed(timeout=150)
+        send_hostile_records(broker.bootstrap)
         yield running
     finally:
         running.stop()
@@ -191,7 +210,8 @@ def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
     from services.processor.reference import bundled_universe
     from tests import oracle
 
-    bars = [TradeBar.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.TRADE_BARS)]
+    bars = [TradeBar.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.TRADE_BARS)
+            if not str(v["id"]).startswith("hostile:")]
     liqs = [Liquidation.from_dict(v) for _, v in read_topic(stack.broker.bootstrap, topics.LIQUIDATIONS)]
     expected = oracle.compute(bars, liqs, bundled_universe())
     records, _ = final
@@ -218,9 +238,21 @@ def test_streaming_results_equal_the_oracle(stack: Stack, final: Any) -> None:
 def test_deadletters_are_exactly_the_malformed_frames(stack: Stack, final: Any) -> None:
     scenario = open_scenario(instruments=load_instruments, density=DENSITY, seed=SEED, bad_fraction=BAD, dup_fraction=DUP)
     malformed = sorted(f.frame for f in scenario.malformed())
-    letters = sorted(v["raw"] for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER))
+    letters = sorted(v["raw"] for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER)
+                     if not v["source"].startswith(("processor:", "gateway:")))   # those: the hostile records
     assert len(malformed) > 50
     assert letters == malformed
+
+
+def test_hostile_records_are_processor_dead_letters_and_the_processor_stays_up(stack: Stack, final: Any) -> None:
+    letters = [v for _, v in read_topic(stack.broker.bootstrap, topics.DEADLETTER)
+               if v["source"].startswith(("processor:", "gateway:"))]
+    found = sorted((v["source"], "year-3000" in v["raw"], "2^63" in v["raw"]) for v in letters)
+    assert found == [(f"gateway:{topics.CANDLE_HISTORY.name}", False, False),   # the gateway serves history too
+                     ("processor:candle_history", False, False), ("processor:trade_bars", False, True),
+                     ("processor:trade_bars", True, False)], letters
+    assert all(v["reason"] for v in letters)
+    assert all(p.process.poll() is None for p in stack.procs), stack.logs()
 
 
 def test_cryptopulse_report_command(stack: Stack, final: Any) -> None:

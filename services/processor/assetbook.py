@@ -107,6 +107,8 @@ _COLUMNS = ("open", "high", "low", "close", "notional", "trades", "recv", "first
 _ID_COLUMNS = ("ido", "idn")
 _GROW_SLOTS = 32
 _SPARSE_CAP = RING_MINUTES * 3 // 2   # a sparse ring doubles its slots up to this (a span and its slack)
+BLOCK_MINUTES = 64      # minutes of a block of cached extremes
+_BLOCK_MS = BLOCK_MINUTES * MINUTE_MS
 _SPARSE_SLOTS = 48      # a range with at most this many buckets is read bucket by bucket
 
 
@@ -123,7 +125,7 @@ class BucketRing:
     """
 
     __slots__ = ("base", "lo", "live", "open", "high", "low", "close", "notional", "trades", "first", "last",
-                 "recv", "ido", "idn", "arena", "dead", "multi", "count")
+                 "recv", "ido", "idn", "arena", "dead", "multi", "count", "blocks")
 
     def __init__(self) -> None:
         self.count = 0
@@ -139,6 +141,7 @@ class BucketRing:
         self.arena = bytearray()
         self.dead = 0
         self.multi: dict[int, tuple[str, str, set[str]]] = {}   # minute -> (open id, close id, ids)
+        self.blocks: dict[int, tuple[float, float] | None] = {}  # block -> its extremes (see extremes)
 
     def _columns(self) -> tuple[array[Any], ...]:
         return tuple(getattr(self, name) for name in _COLUMNS)
@@ -226,8 +229,32 @@ class BucketRing:
                 yield base + j * MINUTE_MS, self._bucket(j, base + j * MINUTE_MS)
 
     def extremes(self, a: int, b: int) -> tuple[float, float] | None:
-        """(highest high, lowest low) of the buckets in slots [a, b), or None without one. A sparse
-        range visits its buckets only (found in C), a dense one compresses the columns."""
+        """(highest high, lowest low) of the buckets in slots [a, b), or None without one. The whole
+        blocks of ``BLOCK_MINUTES`` inside a long range are read from a cache that each write to a
+        block drops (max and min do not depend on the order, so the figures stay exact)."""
+        block_ms = BLOCK_MINUTES * MINUTE_MS
+        base = self.base
+        k0, k1 = -((a * MINUTE_MS + base) // -block_ms), (b * MINUTE_MS + base) // block_ms
+        if k1 - k0 < 2:
+            return self._extremes(a, b)
+        s0, s1 = (k0 * block_ms - base) // MINUTE_MS, (k1 * block_ms - base) // MINUTE_MS
+        parts = [self._extremes(a, s0), self._extremes(s1, b)]
+        blocks, n = self.blocks, len(self.live)
+        for k in range(k0, k1):
+            if k in blocks:
+                parts.append(blocks[k])
+            else:
+                start = (k * block_ms - base) // MINUTE_MS
+                part = blocks[k] = self._extremes(max(start, 0), min(start + BLOCK_MINUTES, n))
+                parts.append(part)
+        held = [p for p in parts if p is not None]
+        if not held:
+            return None
+        return max(p[0] for p in held), min(p[1] for p in held)
+
+    def _extremes(self, a: int, b: int) -> tuple[float, float] | None:
+        """:meth:`extremes` by a scan: a sparse range visits its buckets only (found in C), a dense
+        one compresses the columns."""
         live = self.live
         if live.count(1, a, b) > _SPARSE_SLOTS:
             held = live[a:b]
@@ -285,6 +312,7 @@ class BucketRing:
                 return
             self.live[j] = 1
             self.count += 1
+            self.blocks.pop(minute // _BLOCK_MS, None)
             self.open[j], self.high[j], self.low[j], self.close[j] = bar.open, bar.high, bar.low, bar.close
             self.notional[j], self.trades[j] = bar.notional_usd, bar.count
             self.first[j], self.last[j], self.recv[j] = bar.ts_first - minute, bar.ts_last - minute, bar.ts_recv
@@ -305,8 +333,10 @@ class BucketRing:
             self.close[j], self.last[j], self.recv[j], close_id = bar.close, last, bar.ts_recv, bar.id
         if bar.high > self.high[j]:
             self.high[j] = bar.high
+            self.blocks.pop(minute // _BLOCK_MS, None)
         if bar.low < self.low[j]:
             self.low[j] = bar.low
+            self.blocks.pop(minute // _BLOCK_MS, None)
         self.notional[j] += bar.notional_usd
         self.trades[j] += bar.count
         self.multi[minute] = (open_id, close_id, ids)
@@ -384,6 +414,7 @@ class BucketRing:
             self.count -= 1
             self.notional[j] = 0.0
             self.trades[j] = 0
+        self.blocks.pop(minute // _BLOCK_MS, None)
         self.multi.pop(minute, None)
         self._drop_id(j)
 

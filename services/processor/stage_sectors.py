@@ -167,6 +167,8 @@ class SectorStage:
         self.candles = Conflator(emit_interval)
         self.lines: dict[str, CapLine] = {}
         self.open_times: dict[str, int] = {}       # series:interval -> open_time of its current interval
+        self._day_opens = 0                        # counts changes of the daily open times (cache key)
+        self._cap_floor: tuple[int, int | None] = (-1, None)   # (_day_opens when taken, cap floor)
         self.closed: list[dict[str, Any]] = []     # closed candles not yet emitted (never conflated)
         self.max_ts_recv = 0
         self.held: list[tuple[int, int, bytes]] = []   # heap of (event ts, arrival seq, minute record)
@@ -259,6 +261,7 @@ class SectorStage:
     def sector_ids(self) -> list[str]:
         if self._sector_ids is None:
             self._sector_ids = self.universe.sectors()
+            self._day_opens += 1
             self._caps_tracked = False
             self._sectors_of = {}
             for sector in self._sector_ids:
@@ -285,8 +288,12 @@ class SectorStage:
 
     def cap_floor(self) -> int:
         """Start of the oldest cap-series interval not closed yet (its points are still needed)."""
-        opens = [t for s in self.sector_ids() if (t := self.open_times.get(f"{s}:1d")) is not None]
-        return min(opens) if opens else ring_start(minute_of(self.now_ts))
+        sectors = self.sector_ids()
+        if self._cap_floor[0] != self._day_opens:      # a cap series' day moved since it was taken
+            opens = [t for s in sectors if (t := self.open_times.get(f"{s}:1d")) is not None]
+            self._cap_floor = (self._day_opens, min(opens) if opens else None)
+        floor = self._cap_floor[1]
+        return floor if floor is not None else ring_start(minute_of(self.now_ts))
 
     def points_floor(self) -> int:
         """No cap point before this minute is read (neither by the forming nor by a closing candle)."""
@@ -370,6 +377,7 @@ class SectorStage:
         self.mirrors.clear()
         self.with_old.clear()
         self.now_ts, self.floor, self.open_times, self._caps_tracked = -1, -1, {}, False
+        self._day_opens += 1
         self.watermark.reset()
         self.cap_minute = -1
         self.held = []
@@ -400,6 +408,7 @@ class SectorStage:
             if series_now >= 0:
                 for interval in INTERVALS:
                     self.open_times[f"{series}:{interval}"] = open_time_of(series_now, interval)
+        self._day_opens += 1
         self._trim_lines()
         self._mark_caps()
 
@@ -423,6 +432,7 @@ class SectorStage:
                 key = f"{series}:{interval}"
                 if key not in self.open_times:
                     self.open_times[key] = open_time_of(series_now, interval)
+                    self._day_opens += interval == "1d"
 
     def _close_intervals(self, asset: str | None, new_now: int) -> None:
         """Queue the closed candle of every interval a series leaves when its now becomes ``new_now``.
@@ -442,6 +452,7 @@ class SectorStage:
                 if candle is not None:
                     self.closed.append(candle)
                 self.open_times[key] = new_open
+                self._day_opens += interval == "1d"
 
     def on_universe_change(self) -> None:
         self._rebuild_lines()

@@ -26,8 +26,8 @@ class CapLine:
     minute still read) are folded into ``head`` (value and priced count before the first slot), so
     the slots held never exceed ``max_slots`` whatever the event-time jumps."""
 
-    __slots__ = ("base", "count_diff", "counts", "floor", "head_count", "head_value", "max_slots", "valid",
-                 "value_diff", "values")
+    __slots__ = ("base", "count_diff", "counts", "floor", "head_count", "head_value", "max_slots", "stale",
+                 "valid", "value_diff", "values")
 
     def __init__(self, max_slots: int, head_value: float = 0.0, head_count: int = 0) -> None:
         self.max_slots = max_slots
@@ -37,12 +37,19 @@ class CapLine:
         self.value_diff, self.count_diff = array("d"), array("q")
         self.values, self.counts = array("d"), array("q")   # prefix sums of the slots before ``valid``
         self.valid = 0
+        self.stale = 0      # ...of which the first ``stale`` are out of date (re-summed when read)
 
     def step(self, minute: int, value: float, count: int) -> None:
         """From ``minute`` on, the sum changes by ``value`` and the priced count by ``count``."""
         j = self._add(minute, value, count)
         if j < self.valid:
-            self.valid = max(j, 0)
+            self._keep(max(j, 0))
+
+    def _keep(self, valid: int) -> None:
+        """Only the prefix sums before ``valid`` are still those of the slots."""
+        self.valid = valid
+        if valid <= self.stale:
+            self.valid = self.stale = 0
 
     def _add(self, minute: int, value: float, count: int) -> int:
         """Add a step to the differences; returns its slot (-1: folded into the head). The prefix
@@ -79,7 +86,7 @@ class CapLine:
         self.count_diff[:0] = array("q", bytes(8 * k))
         assert self.base is not None
         self.base -= k * MINUTE_MS
-        self.valid = 0
+        self._keep(0)
 
     def change(self, start: int, end: int | None, value: float, count: int) -> None:
         """The sum changes by ``value`` (the count by ``count``) on ``[start, end)``; None: onwards."""
@@ -96,10 +103,14 @@ class CapLine:
         self._add(start, value, count)
         if end is not None:
             self._add(end, -value, -count)
-        i = max(0, (start - base) // MINUTE_MS)   # the prefix sums kept move on the change's minutes
-                                                  # (a step before the first slot moved the head)
+        i = (start - base) // MINUTE_MS     # the prefix sums kept move on the change's minutes
         k = valid if end is None else min(valid, (end - base) // MINUTE_MS)
-        if i < k:
+        if i <= self.stale:                 # (a step before the first slot moved the head, and the
+            if k > self.stale:              # points of the first slots are seldom read: marked stale)
+                self.stale = k
+                if k == valid:
+                    self._keep(0)
+        elif i < k:
             self.values[i:k] = array("d", map(float(value).__add__, self.values[i:k]))
             if count:
                 self.counts[i:k] = array("q", map(count.__add__, self.counts[i:k]))
@@ -115,14 +126,15 @@ class CapLine:
         if k < TRIM_SLOTS and k < len(self.value_diff) and not now:
             return
         if k:
-            if self.valid >= k:
+            if self.valid >= k > self.stale:
                 self.head_value, self.head_count = self.values[k - 1], self.counts[k - 1]
             else:
                 self.head_value += sum(self.value_diff[:k])
                 self.head_count += sum(self.count_diff[:k])
             del self.value_diff[:k], self.count_diff[:k]
             del self.values[:min(k, len(self.values))], self.counts[:min(k, len(self.counts))]
-            self.valid = max(0, self.valid - k)
+            self.stale = max(0, self.stale - k)
+            self._keep(max(0, self.valid - k))
         self.base = self.floor
 
     def _materialise(self, upto: int) -> None:
@@ -138,6 +150,12 @@ class CapLine:
         self.counts.extend(islice(accumulate(self.count_diff[valid:upto], initial=c), 1, None))
         self.valid = upto
 
+    def _refresh(self) -> None:
+        """Re-sum the stale prefix sums from the head."""
+        stale, self.stale = self.stale, 0
+        self.values[:stale] = array("d", islice(accumulate(self.value_diff[:stale], initial=self.head_value), 1, None))
+        self.counts[:stale] = array("q", islice(accumulate(self.count_diff[:stale], initial=self.head_count), 1, None))
+
     def points(self, start: int, end: int) -> list[float]:
         """The points (priced minutes only) of the minutes in ``[start, end)``, oldest first."""
         if end <= start:
@@ -150,12 +168,14 @@ class CapLine:
         j = (end - self.base + MINUTE_MS - 1) // MINUTE_MS
         held = min(j, len(self.value_diff))
         out: list[float] = []
-        if i < held:
+        if held:
             self._materialise(held)
+            if self.stale > min(i, held - 1):
+                self._refresh()
+        if i < held:
             values, counts = self.values[i:held], self.counts[i:held]
             out = values.tolist() if min(counts) > 0 else [v for v, c in zip(values, counts, strict=True) if c > 0]
         if j > held:                     # minutes after the last slot: its point carried on
-            self._materialise(held)
             last_v = self.values[held - 1] if held else self.head_value
             last_c = self.counts[held - 1] if held else self.head_count
             if last_c > 0:

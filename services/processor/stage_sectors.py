@@ -32,6 +32,7 @@ TOP_N = 5
 INTERVALS = tuple(INTERVAL_MS)
 LINE_SLOTS = 2 * RING_MINUTES     # minutes a cap line holds at most (more is folded into its head)
 HOLD_MAX_RECORDS = 300_000        # minute records held for the release time at most (~120 MB)
+RELEASE_SLICE = 500               # held records applied per call at least (~25-50 ms of the event loop)
 
 
 PriceStep = tuple[int, int | None, float | None, float | None]   # price on [start, end) went from -> to
@@ -188,6 +189,7 @@ class SectorStage:
         computed from all the bars up to the event time it shows, as the oracle computes it."""
         wall = self.clock() if now is None else now
         changes: list[TableChange] = []
+        received = 0
         for rec, raw in unpacked(records):
             wm = rec.get("wm")
             if "asset" not in rec:      # a source's progress: stored so a restart keeps the watermark
@@ -203,7 +205,8 @@ class SectorStage:
             changes.append((0, bucket_key(rec["asset"], int(rec["minute"])), raw))
             changes += self._table_evictions(rec["asset"], int(rec["minute"]), event_ts)
             self.hold(event_ts, raw)
-        self.release(wall)
+            received += 1
+        self.release(wall, limit=max(RELEASE_SLICE, 2 * received))   # drains faster than it fills
         return changes
 
     def _table_evictions(self, asset: str, minute: int, event_ts: int) -> list[TableChange]:
@@ -225,14 +228,18 @@ class SectorStage:
         heapq.heappush(self.held, (event_ts, self._held_seq, raw))
         self._held_seq += 1
 
-    def release(self, now: float) -> None:
-        """Apply the held minute records up to the sources' release time, oldest event time first;
-        beyond ``HOLD_MAX_RECORDS`` the oldest are applied anyway (counted in ``forced``)."""
+    def release(self, now: float, limit: int | None = None) -> None:
+        """Apply the held minute records up to the sources' release time, oldest event time first,
+        at most ``limit`` of them (the rest on a later call: a lagging partition that catches up
+        must not block the event loop with a whole backlog); beyond ``HOLD_MAX_RECORDS`` the oldest
+        are applied anyway (counted in ``forced``)."""
         self.watermark.tick(now)
         held = self.held
         until = self.watermark.release_time()
-        released = False
-        while held and ((until is not None and held[0][0] <= until) or len(held) > HOLD_MAX_RECORDS):
+        budget = len(held) if limit is None else limit
+        released = 0
+        while held and ((released < budget and until is not None and held[0][0] <= until)
+                        or len(held) > HOLD_MAX_RECORDS):
             event_ts, _seq, raw = heapq.heappop(held)
             if until is None or event_ts > until:
                 self.forced += 1
@@ -241,7 +248,7 @@ class SectorStage:
             self._put(rec["asset"], int(rec["minute"]), bucket)
             self._close_caps()
             self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
-            released = True
+            released += 1
         self._close_caps()
         if released:
             self._mark_caps()
@@ -519,7 +526,7 @@ class SectorStage:
     def due_sectors(self, now: float, limit: int | None = None) -> list[dict[str, Any]]:
         """Sector values to emit (conflated, changed only); first applies what the sources' release
         time has reached meanwhile (a source turned quiet)."""
-        self.release(now)
+        self.release(now, RELEASE_SLICE)
         keys = self.sectors.ready(now, limit)
         values = self.sector_values(keys)
         return [v for s, v in values.items() if self.sectors.changed(s, v, now)]

@@ -12,7 +12,7 @@ import orjson
 from services.common.events import TradeBar
 from services.processor.reference import bundled_universe
 from services.processor.stage_assets import AssetStage
-from services.processor.stage_sectors import SectorStage
+from services.processor.stage_sectors import RELEASE_SLICE, SectorStage
 from services.processor.timeutil import MINUTE_MS
 from services.processor.watermark import Watermark
 from tests import oracle
@@ -254,3 +254,23 @@ def test_the_sector_table_holds_one_ring_per_asset_and_a_rebuild_from_it_gives_t
     rebuilt = {v["sector"]: v for v in restarted.due_sectors(now + 30.0)}   # ... until they are quiet
     assert running["total"]["ts"] == max(b.ts_last for b in btc + eth)
     assert not differences(running, rebuilt)
+
+
+def test_a_partition_catching_up_releases_the_backlog_in_slices_that_drain_it() -> None:
+    """A lagging partition's progress jump does not apply a whole backlog in one call (the event
+    loop would block): each call applies a bounded slice, and later calls drain the rest."""
+    assets, sectors = stage_pair()
+    btc = bars_of("BTC", T0, T0 + DAY, MINUTE_MS, 100_000.0)
+    feed(assets, sectors, btc, 0, now=0.0)
+    assert len(sectors.held) == len(btc)                  # ETH's partition has not reported yet
+    feed(assets, sectors, bars_of("ETH", T0 + DAY - MINUTE_MS, T0 + DAY, MINUTE_MS, 3_000.0), 1, now=0.0)
+    left = len(sectors.held)
+    assert 0 < left <= len(btc) + 1 - RELEASE_SLICE
+    calls = 0
+    while sectors.held:
+        sectors.due_sectors(now=0.0)
+        calls += 1
+        assert left - len(sectors.held) <= RELEASE_SLICE
+        left = len(sectors.held)
+    assert calls >= 2 and sectors.forced == 0
+    assert sectors.now_ts == T0 + DAY - MINUTE_MS + 1

@@ -18,6 +18,16 @@ def encode(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def kept(data: bytes) -> bytes:
+    """A right-sized copy of ``data`` for a value held in memory for long (a table, a queue).
+
+    orjson >= 3.12 returns bytes whose allocation keeps the whole serialization buffer (at least
+    4 KB, often 8 KB, for a 300-byte record); a table of 300k such values took 2.4 GB. The copy
+    costs about 0.1 µs.
+    """
+    return memoryview(data).tobytes()
+
+
 def decode(data: bytes | bytearray | memoryview | str) -> Any:
     return orjson.loads(data)
 

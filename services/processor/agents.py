@@ -25,7 +25,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from services.common import topics
-from services.common.codec import dead_letter, now_ms
+from services.common.codec import dead_letter, kept, now_ms
 from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
@@ -69,7 +69,7 @@ class Sender:
             if value is None:
                 data.pop(raw_key, None)
             else:
-                data[raw_key] = value
+                data[raw_key] = kept(value)
             await self.send(name, raw_key, value, partition)
 
     async def delivered(self) -> None:

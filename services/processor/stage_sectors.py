@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from services.common.codec import kept
 from services.processor.assetbook import AssetBook, Bucket, WindowStats
 from services.processor.candles import INTERVAL_MS, candle_value, open_time_of, points_ohlc, ring_ohlc
 from services.processor.capline import CapLine
@@ -225,7 +226,7 @@ class SectorStage:
         return out
 
     def hold(self, event_ts: int, raw: bytes) -> None:
-        heapq.heappush(self.held, (event_ts, self._held_seq, raw))
+        heapq.heappush(self.held, (event_ts, self._held_seq, kept(raw)))
         self._held_seq += 1
 
     def release(self, now: float, limit: int | None = None) -> None:

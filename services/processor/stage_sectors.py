@@ -49,17 +49,19 @@ class Mirror(AssetBook):
     them. Every change of the step function is returned as a :data:`PriceStep`.
     """
 
-    __slots__ = ("old_closes", "old_minutes")
+    __slots__ = ("left", "old_closes", "old_minutes")
 
     def __init__(self, asset: str) -> None:
         super().__init__(asset)
         self.old_minutes: list[int] = []
         self.old_closes: list[float] = []
+        self.left: list[int] = []       # minutes that left the ring (or never entered), for the table
 
     def put(self, minute: int, bucket: Bucket, floor: int) -> list[PriceStep]:
         """Store a bucket; returns the price steps that changed (evictions first)."""
         ring = self.buckets
         if self.now_ts >= 0 and minute < ring_start(minute_of(self.now_ts)):
+            self.left.append(minute)
             return []                                     # older than the ring: not kept
         out: list[PriceStep] = []
         start = ring_start(minute_of(max(self.now_ts, bucket.close_key[0])))
@@ -67,6 +69,7 @@ class Mirror(AssetBook):
         while j >= 0:                                     # the buckets about to leave, oldest first
             gone = ring.base + j * MINUTE_MS
             nxt = ring.live.find(1, j + 1)
+            self.left.append(gone)
             if gone >= floor:
                 self.old_minutes.append(gone)
                 self.old_closes.append(ring.close[j])
@@ -176,7 +179,7 @@ class SectorStage:
         self.held: list[tuple[int, int, bytes]] = []   # heap of (event ts, arrival seq, minute record)
         self._held_seq = 0
         self.forced = 0                            # records applied before the release time reached them
-        self.table_minutes: dict[str, dict[int, None]] = {}   # asset -> minutes in the table, as stored
+        self.table_deletes: list[TableChange] = []   # keys of buckets that left the mirrors, to delete
         self._rebuild_lines()
 
     # -- input ----------------------------------------------------------------------------
@@ -189,7 +192,7 @@ class SectorStage:
         sources' release time has passed its bucket's close (:meth:`release`), so every figure is
         computed from all the bars up to the event time it shows, as the oracle computes it."""
         wall = self.clock() if now is None else now
-        changes: list[TableChange] = []
+        changes, self.table_deletes = self.table_deletes, []   # buckets that left the mirrors since
         received = 0
         for rec, raw in unpacked(records):
             wm = rec.get("wm")
@@ -204,26 +207,10 @@ class SectorStage:
             else:
                 self.watermark.observe(LEGACY_SOURCE, event_ts, wall)
             changes.append((0, bucket_key(rec["asset"], int(rec["minute"])), raw))
-            changes += self._table_evictions(rec["asset"], int(rec["minute"]), event_ts)
             self.hold(event_ts, raw)
             received += 1
         self.release(wall, limit=max(RELEASE_SLICE, 2 * received))   # drains faster than it fills
         return changes
-
-    def _table_evictions(self, asset: str, minute: int, event_ts: int) -> list[TableChange]:
-        """Deletions of the asset's table keys older than its ring at ``event_ts`` (stage 1 evicted
-        those buckets too), so the table stays within one ring per asset, not every minute ever."""
-        minutes = self.table_minutes.setdefault(asset, {})
-        minutes[minute] = None
-        cutoff = ring_start(minute_of(event_ts))
-        out: list[TableChange] = []
-        while minutes:
-            oldest = next(iter(minutes))     # the earliest stored (minutes arrive nearly in order)
-            if oldest >= cutoff:
-                break
-            del minutes[oldest]
-            out.append((0, bucket_key(asset, oldest), None))
-        return out
 
     def hold(self, event_ts: int, raw: bytes) -> None:
         heapq.heappush(self.held, (event_ts, self._held_seq, kept(raw)))
@@ -314,6 +301,9 @@ class SectorStage:
         if close:
             self._close_intervals(asset, max(mirror.now_ts, bucket.close_key[0]))
         steps = mirror.put(minute, bucket, self.floor)
+        if mirror.left:      # the table keeps what the mirror keeps: one ring per asset
+            self.table_deletes += [(0, bucket_key(asset, gone), None) for gone in mirror.left]
+            mirror.left.clear()
         if mirror.old_minutes:
             self.with_old.add(asset)
         self.now_ts = max(self.now_ts, mirror.now_ts)
@@ -388,7 +378,7 @@ class SectorStage:
         self._day_opens += 1
         self.watermark.reset()
         self.cap_minute = -1
-        self.held = []
+        self.held, self.table_deletes = [], []
         self._rebuild_lines()
         buckets = []
         for key, raw in items:
@@ -399,9 +389,7 @@ class SectorStage:
                 buckets.append((split_key(key)[1], rec, raw))
         progress = self.watermark.progress
         until = min(progress.values()) if progress else None   # what every source had sent
-        self.table_minutes = {}
         for _minute, rec, raw in sorted(buckets, key=lambda mr: mr[0]):
-            self.table_minutes.setdefault(rec["asset"], {})[int(rec["minute"])] = None
             if until is not None and record_time(rec) > until:
                 self.hold(record_time(rec), raw)
             else:

@@ -27,7 +27,7 @@ class CapLine:
     the slots held never exceed ``max_slots`` whatever the event-time jumps."""
 
     __slots__ = ("base", "count_diff", "counts", "floor", "head_count", "head_value", "max_slots", "stale",
-                 "valid", "value_diff", "values")
+                 "top", "valid", "value_diff", "values")
 
     def __init__(self, max_slots: int, head_value: float = 0.0, head_count: int = 0) -> None:
         self.max_slots = max_slots
@@ -38,6 +38,7 @@ class CapLine:
         self.values, self.counts = array("d"), array("q")   # prefix sums of the slots before ``valid``
         self.valid = 0
         self.stale = 0      # ...of which the first ``stale`` are out of date (re-summed when read)
+        self.top = 0        # slots in use: one after the newest slot a step was added to
 
     def step(self, minute: int, value: float, count: int) -> None:
         """From ``minute`` on, the sum changes by ``value`` and the priced count by ``count``."""
@@ -73,15 +74,20 @@ class CapLine:
             self.count_diff.extend(array("q", bytes(8 * grow)))
         self.value_diff[j] += value
         self.count_diff[j] += count
+        if j >= self.top:
+            self.top = j + 1
         return j
 
     def _folds(self, minute: int) -> bool:
         """A step at ``minute`` (before the first slot) goes to the head rather than to a new slot."""
         assert self.base is not None
-        newest = self.base + len(self.value_diff) * MINUTE_MS
+        newest = self.base + self.top * MINUTE_MS    # the newest step, not the slots allocated after it
         return (self.floor is not None and minute < self.floor) or newest - minute > self.max_slots * MINUTE_MS
 
     def _prepend(self, k: int) -> None:
+        if len(self.value_diff) + k > self.max_slots:   # drop the spare slots after the newest step
+            del self.value_diff[self.top:], self.count_diff[self.top:]
+        self.top += k
         self.value_diff[:0] = array("d", bytes(8 * k))
         self.count_diff[:0] = array("q", bytes(8 * k))
         assert self.base is not None
@@ -134,6 +140,7 @@ class CapLine:
             del self.value_diff[:k], self.count_diff[:k]
             del self.values[:min(k, len(self.values))], self.counts[:min(k, len(self.counts))]
             self.stale = max(0, self.stale - k)
+            self.top = max(0, self.top - k)
             self._keep(max(0, self.valid - k))
         self.base = self.floor
 

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from services.common import topics
-from services.common.codec import dead_letter
+from services.common.codec import dead_letter, kept
 from services.common.events import Liquidation, Trade, TradeBar
 from services.common.frames import RawFrame
 from services.ingestor.bars import BarBuilder
@@ -39,9 +39,9 @@ _GAPS, _DL = topics.TRADE_GAPS.name, topics.DEADLETTER.name
 
 
 def encode(value: Any) -> bytes:
-    """orjson bytes copied to their exact size: ``orjson.dumps`` returns an object that keeps a
-    ~4 KiB allocation, which would make every record buffered for Kafka cost 4 KiB of memory."""
-    return bytes(memoryview(orjson.dumps(value)))
+    """A record's bytes at their exact size (see :func:`codec.kept`): every record buffered for
+    Kafka would otherwise cost orjson's whole serialization buffer."""
+    return kept(orjson.dumps(value))
 
 
 def _usable(event: Trade | Liquidation) -> bool:

@@ -87,7 +87,8 @@ class GatewayClient:
     """
 
     def __init__(self, url: str, channels: list[str], token: str | None = None, history: int = 0,
-                 reconnect: bool = True, backoff: Backoff | None = None, open_timeout: float = 5.0) -> None:
+                 reconnect: bool = True, backoff: Backoff | None = None, open_timeout: float = 5.0,
+                 close_timeout: float = 2.0) -> None:
         self.url = url
         self.channels = list(channels)
         self.token = token
@@ -95,6 +96,7 @@ class GatewayClient:
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.open_timeout = open_timeout
+        self.close_timeout = close_timeout   # a closing handshake waits this long (Ctrl-C of `watch`)
         self.positions = Positions()
         self.connects = 0
         self._next_id = 0
@@ -145,7 +147,7 @@ class GatewayClient:
     async def _session(self) -> AsyncGenerator[Message, None]:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         ws = await websockets.connect(self.url, additional_headers=headers, open_timeout=self.open_timeout,
-                                      max_size=2**24)
+                                      close_timeout=self.close_timeout, max_size=2**24)
         try:  # not ``async with``: it closes with 1011 when the caller stops early; this closes with 1000
             self.connects += 1
             await ws.send(orjson.dumps(self.subscribe_request()).decode())

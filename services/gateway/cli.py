@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from services.common.kafka import wait_for_kafka
@@ -41,13 +42,38 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+WATCH_CLOSE_S = 5.0     # how long an interrupted watch waits for its connection to close
+
+
+async def until_stopped(work: Coroutine[Any, Any, int]) -> int:
+    """``work``'s result, or 0 once SIGINT or SIGTERM arrives: the signal is taken by the event loop
+    and cancels ``work`` (then waits at most ``WATCH_CLOSE_S``), rather than being raised as a
+    KeyboardInterrupt wherever the program happens to be (an interrupt that landed inside the
+    connection's machinery was seen to leave ``watch`` hanging after Ctrl-C)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=WATCH_CLOSE_S)
+    return 0
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from services.client import ClientClosed
     from services.gateway.client import watch
 
     try:
         url = args.url or load(GatewaySettings).local_ws_url
-        return asyncio.run(watch(url, args.channels, raw=args.json, token=args.token))
+        return asyncio.run(until_stopped(watch(url, args.channels, raw=args.json, token=args.token)))
     except KeyboardInterrupt:
         return 0
     except ClientClosed as exc:

@@ -390,8 +390,9 @@ class SectorStage:
         progress = self.watermark.progress
         until = min(progress.values()) if progress else None   # what every source had sent
         for _minute, rec, raw in sorted(buckets, key=lambda mr: mr[0]):
-            if until is not None and record_time(rec) > until:
-                self.hold(record_time(rec), raw)
+            event_ts = record_time(rec)
+            if until is not None and event_ts > until:
+                self.hold(event_ts, raw)
             else:
                 self._put(rec["asset"], int(rec["minute"]), Bucket.from_json(rec["bucket"]), close=False)
         self._advance_floor()

@@ -100,10 +100,14 @@ class Watermark:
 
     def value(self) -> int | None:
         """min progress over the active sources; None while an active source has reported none."""
-        active = self.active()
-        if not active:
-            return max(self.progress.values()) if self.progress else None
-        values = [self.progress.get(s) for s in active]
+        return self._min_progress(self.active())
+
+    def _min_progress(self, holding: list[int]) -> int | None:
+        """The smallest progress of ``holding`` (the lead when none holds); None while one of them
+        has reported none."""
+        if not holding:
+            return self.lead() if self.progress else None
+        values = [self.progress.get(s) for s in holding]
         return None if any(v is None for v in values) else min(v for v in values if v is not None)
 
     def release_time(self) -> int | None:
@@ -119,10 +123,7 @@ class Watermark:
             if quiet > self.idle_s or (quiet > RELEASE_QUIET_S and self.caught_up.get(src, False)):
                 continue
             holding.append(src)
-        if not holding:
-            return self.lead() if self.progress else None
-        values = [self.progress.get(s) for s in holding]
-        return None if any(v is None for v in values) else min(v for v in values if v is not None)
+        return self._min_progress(holding)
 
     def close_time(self) -> int | None:
         """Event time up to which cap-series intervals may close (watermark minus lateness)."""

@@ -116,6 +116,17 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
     redelivered = sum(metric(body, f'cryptopulse_processor_events_total{{outcome="{o}",stream="trade_bars"}}')
                       for o in ("duplicate", "late_dropped"))   # the first bars are older than the ring by then
     assert redelivered == 20
+    # a redelivery that changes nothing publishes nothing (the emitter compares with what it sent)
+    stats_sent = 'cryptopulse_processor_updates_emitted_total{topic="cryptopulse.asset-stats"}'
+    duplicates = 'cryptopulse_processor_events_total{outcome="duplicate",stream="trade_bars"}'
+    metrics_url = f"http://127.0.0.1:{env['CRYPTOPULSE_PROCESSOR_METRICS_PORT']}/metrics"
+    now_body = urllib.request.urlopen(metrics_url).read().decode()
+    before = metric(now_body, stats_sent), metric(now_body, duplicates)
+    send(broker, bars[-20:], [])
+    wait_until(lambda: metric(urllib.request.urlopen(metrics_url).read().decode(), duplicates) == before[1] + 20,
+               timeout=30)
+    time.sleep(2.0)                               # ten emission intervals
+    assert metric(urllib.request.urlopen(metrics_url).read().decode(), stats_sent) == before[0]
     # reference data: a new supply on the assets topic is applied without a restart
     data = json.loads(BUNDLED_ASSETS.read_text())
     for asset in data["assets"]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from services.common.kafka import wait_for_kafka
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
+from services.common.procs import stop_event
 from services.common.settings import load
 from services.gateway.settings import GatewaySettings
 
@@ -31,11 +31,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     async def run() -> int:
         await wait_for_kafka(kafka)
         serve_metrics(settings.gateway_metrics_port, service="gateway")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await Gateway(settings, kafka).run(stop)
+        await Gateway(settings, kafka).run(stop_event())
         log.info("gateway stopped")
         return 0
 
@@ -50,10 +46,7 @@ async def until_stopped(work: Coroutine[Any, Any, int]) -> int:
     and cancels ``work`` (then waits at most ``WATCH_CLOSE_S``), rather than being raised as a
     KeyboardInterrupt wherever the program happens to be (an interrupt that landed inside the
     connection's machinery was seen to leave ``watch`` hanging after Ctrl-C)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait())
     try:

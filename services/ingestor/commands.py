@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from services.common.frames import RawFrame
 from services.common.kafka import wait_for_kafka
 from services.common.logs import setup_logging
 from services.common.metrics import serve_metrics
+from services.common.procs import stop_event
 from services.common.settings import KafkaSettings, load
 from services.ingestor.journal import Journal, JournalSettings, journaled
 from services.ingestor.pipeline import Record
@@ -34,14 +34,6 @@ from services.ingestor.sources import (
 )
 
 log = logging.getLogger("cryptopulse.ingestor")
-
-
-def _stop_event() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def select_venues(settings: IngestorSettings) -> list[Any]:
@@ -150,7 +142,7 @@ async def ingest(settings: IngestorSettings, kafka: KafkaSettings, metrics_port:
                             tuple(t.name for t in (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS,
                                                    topics.TRADE_GAPS, topics.DEADLETTER, topics.CANDLE_HISTORY)))
         serve_metrics(metrics_port, service="ingestor")
-    stop = _stop_event()
+    stop = stop_event()
     publisher = build_publisher(settings, kafka)
     await publisher.start()
     live = settings.ingest_source == "live"
@@ -193,7 +185,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 async def record(settings: IngestorSettings, out: Path, seconds: float | None, max_frames: int | None) -> int:
     frames = await _live_source(settings)
     writer = RecordingWriter(out)
-    stop = _stop_event()
+    stop = stop_event()
     deadline = time.monotonic() + seconds if seconds else None
 
     async def copy() -> None:

@@ -293,6 +293,15 @@ class Connection:
                 await current.close()
 
 
+def venue_url_override(override: str | None, venue_id: str) -> str | None:
+    """The URL override of one venue: ``override`` is one websocket base URL for every venue, or
+    ``venue=URL`` entries separated by commas (a venue not listed connects to its real URL)."""
+    if not override or "://" in override.split("=", 1)[0]:
+        return override or None
+    entries = (entry.strip().split("=", 1) for entry in override.split(",") if entry.strip())
+    return {name.strip(): url.strip() for name, url in entries}.get(venue_id)
+
+
 async def live_frames(venues: Sequence[tuple[Venue, Subscription]], timing: Timing, *,
                       url_override: str | None = None, queue_size: int = 10_000,
                       connections: list[Connection] | None = None) -> AsyncIterator[RawFrame]:
@@ -303,7 +312,7 @@ async def live_frames(venues: Sequence[tuple[Venue, Subscription]], timing: Timi
     :class:`Connection` objects, for tests and status.
     """
     queue: asyncio.Queue[RawFrame] = asyncio.Queue(queue_size)
-    made = [Connection(venue, planned, queue, timing, url_override=url_override)
+    made = [Connection(venue, planned, queue, timing, url_override=venue_url_override(url_override, venue.id))
             for venue, subscription in venues for planned in plan_connections(venue, subscription)]
     if connections is not None:
         connections.extend(made)

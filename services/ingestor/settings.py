@@ -39,4 +39,5 @@ class IngestorSettings:
     stale_liquidations_seconds: float | None = setting(
         None, "Override of the venues' liquidation-stream staleness threshold (s).")
     rotate_after_seconds: float | None = setting(None, "Override of the venues' connection lifetime before rotation (s).")
-    venue_url_override: str | None = setting(None, "Websocket base URL for every venue (tests, proxies).")
+    venue_url_override: str | None = setting(
+        None, "Websocket base URL for every venue, or per venue as 'venue=URL,venue=URL' (tests, proxies).")

@@ -20,6 +20,7 @@ from services.ingestor.runtime import (
     backoff_delay,
     live_frames,
     plan_connections,
+    venue_url_override,
 )
 from services.ingestor.venues.base import Subscription
 from services.ingestor.venues.binance_usdm import BinanceUsdm
@@ -178,3 +179,12 @@ def test_burst_through_a_small_queue_loses_nothing() -> None:
         assert h.pipeline.stats["gaps"] == 0
 
     asyncio.run(run())
+
+
+def test_venue_url_override_is_one_url_for_every_venue_or_one_per_venue() -> None:
+    assert venue_url_override(None, "okx") is None
+    assert venue_url_override("ws://127.0.0.1:9/?a=b", "okx") == "ws://127.0.0.1:9/?a=b"
+    per_venue = "okx=ws://127.0.0.1:1, htx = ws://127.0.0.1:2/x?y=z"
+    assert venue_url_override(per_venue, "okx") == "ws://127.0.0.1:1"
+    assert venue_url_override(per_venue, "htx") == "ws://127.0.0.1:2/x?y=z"
+    assert venue_url_override(per_venue, "gate") is None     # not listed: its real URL

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.reference.service import read_snapshot
 from tests.live.fakerest import Answer, FakeRest, json_answer
+
+CATEGORY = {"ai": "artificial-intelligence", "l1": "layer-1", "l2": "layer-2", "defi": "decentralized-finance-defi",
+            "meme": "meme-token", "stablecoin": "stablecoins"}
 
 
 @dataclass
@@ -20,6 +24,12 @@ class Coin:
     @property
     def market_cap(self) -> float:
         return self.price * (self.circulating_supply or 0.0)
+
+
+def snapshot_coins(growth: float = 1.0) -> list[Coin]:
+    """The bundled snapshot's assets as CoinGecko coins (sectors as categories), supplies times ``growth``."""
+    return [Coin(r["asset"].lower(), r["asset"], r["name"], 1.0, r["circulating_supply"] * growth,
+                 {CATEGORY[s] for s in r["sectors"]}) for r in read_snapshot().records]
 
 
 class FakeCoinGecko(FakeRest):

@@ -22,11 +22,9 @@ from services.ingestor.instruments import load_instruments
 from services.reference.service import read_snapshot
 from tests.e2e.stack import Up, collect, stack_env
 from tests.ingestor.fakes.binance_usdm import FakeBinance
-from tests.live.fake_coingecko import Coin, FakeCoinGecko
+from tests.live.fake_coingecko import FakeCoinGecko, snapshot_coins
 from tests.live.fake_klines import FakeKlines
 
-CATEGORY = {"ai": "artificial-intelligence", "l1": "layer-1", "l2": "layer-2", "defi": "decentralized-finance-defi",
-            "meme": "meme-token", "stablecoin": "stablecoins"}
 WARM_WITHIN = 120.0   # seconds; the 60 s target holds on an idle machine, CI machines are shared
 GROWTH = 1.1          # the provider's supplies are 10 % above the bundled snapshot's
 
@@ -55,9 +53,7 @@ class LiveVenue:
 
 @pytest.fixture
 def provider() -> Iterator[FakeCoinGecko]:
-    coins = [Coin(r["asset"].lower(), r["asset"], r["name"], 1.0, r["circulating_supply"] * GROWTH,
-                  {CATEGORY[s] for s in r["sectors"]}) for r in read_snapshot().records]
-    server = FakeCoinGecko(coins).start()
+    server = FakeCoinGecko(snapshot_coins(GROWTH)).start()
     yield server
     server.stop()
 

@@ -291,12 +291,17 @@ async def soak(up: Up, fakes: FakesProcess, per_venue: Counter[str], args: argpa
     stop.set()
     await client
     metrics = await asyncio.to_thread(scrape, port)
+    gateway = await asyncio.to_thread(scrape, up.env["CRYPTOPULSE_GATEWAY_METRICS_PORT"])
     lines = accounting_lines(report, per_venue, labelled(_families(metrics, "cryptopulse_ingestor_frames"),
                                                          "venue", "outcome"))
     lines.append(f"ingestor took in every frame served {caught_up:.1f} s after the stream ended "
                  f"(waited at most {CATCH_UP:.0f} s)")
     lines += ingest_lines(metrics)
     lines += latency_lines(samples, report["burst_from"], args.burst_seconds)
+    read = labelled(_families(gateway, "cryptopulse_gateway_kafka_records"), "family")
+    lines.append(f"gateway read {sum(read.values()):.0f} derived records from Kafka in "
+                 f"{time.monotonic() - started:.0f} s (" + ", ".join(f"{f} {n:.0f}" for (f,), n in sorted(read.items()) if n)
+                 + "); it keeps the last CRYPTOPULSE_GATEWAY_HISTORY_SIZE of each channel")
     for pid, name in processes.names.items():
         used = processes.cpu_to[pid] - processes.cpu_from[pid]
         lines += rss_lines(f"{name} ({pid})", processes.rss.get(pid, []))

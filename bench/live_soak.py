@@ -3,7 +3,7 @@ realistic rate with a cascade burst, for minutes, into the whole stack as a user
 benchmark, not a test).
 
     python -m bench.live_soak [--seconds 600] [--rate 3000] [--burst-rate 20000] [--burst-seconds 10]
-                              [--sample 10] [--keep DIR]
+                              [--sample 10] [--set CRYPTOPULSE_NAME=VALUE ...] [--keep DIR]
 
 Processes: the fakes process (``bench.soak_fakes``: the fake server of each of the 11 venues, frames
 in each venue's exact format, each frame's event time its send time), a fake CoinGecko (a thread of
@@ -92,13 +92,16 @@ CATCH_UP = 120.0         # seconds the ingestor gets to take in every frame serv
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def soak_env(ports: dict[str, int], provider: FakeCoinGecko, data_dir: Path) -> dict[str, str]:
+def soak_env(ports: dict[str, int], provider: FakeCoinGecko, data_dir: Path, extra: list[str]) -> dict[str, str]:
+    """``up``'s environment: free ports, every venue at its fake, ``extra`` settings (NAME=VALUE) under
+    the bench's own."""
     overrides = ",".join(f"{venue}=ws://127.0.0.1:{port}" for venue, port in sorted(ports.items()))
-    return stack_env(
+    own = dict(
         CRYPTOPULSE_INGEST_VENUES=",".join(sorted(ports)), CRYPTOPULSE_INGEST_SYMBOLS=",".join(symbols()),
         CRYPTOPULSE_VENUE_URL_OVERRIDE=overrides, CRYPTOPULSE_ASSETS_PROVIDER_URL=provider.root,
         CRYPTOPULSE_ASSETS_REQUESTS_PER_MINUTE="6000", CRYPTOPULSE_BACKFILL_ON_START="false",
         CRYPTOPULSE_DATA_DIR=str(data_dir), CRYPTOPULSE_LOG_LEVEL="WARNING")
+    return stack_env(**{**dict(item.split("=", 1) for item in extra), **own})
 
 
 def planned_connections(env: dict[str, str]) -> Counter[str]:
@@ -330,6 +333,8 @@ def main() -> None:
     parser.add_argument("--burst-rate", type=float, default=20000.0)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     parser.add_argument("--sample", type=float, default=10.0, help="RSS sampling interval (s)")
+    parser.add_argument("--set", action="append", default=[], metavar="CRYPTOPULSE_NAME=VALUE",
+                        help="a setting for `up` (repeatable; the bench's own settings win)")
     parser.add_argument("--keep", help="directory for up's log and data (default: a temporary one, removed)")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -339,9 +344,9 @@ def main() -> None:
         provider = FakeCoinGecko(snapshot_coins()).start()
         try:
             # the connection count needs the env, the env needs the ports: plan with placeholder ports first
-            per_venue = planned_connections(soak_env(dict.fromkeys(SUBSCRIPTIONS, 0), provider, work / "data"))
+            per_venue = planned_connections(soak_env(dict.fromkeys(SUBSCRIPTIONS, 0), provider, work / "data", args.set))
             with FakesProcess(args, sum(per_venue.values())) as fakes:
-                env = soak_env(fakes.ports, provider, work / "data")
+                env = soak_env(fakes.ports, provider, work / "data", args.set)
                 up = Up(env, work / "up.log", "--source", "live")
                 try:
                     wait_ready(up)
@@ -353,6 +358,7 @@ def main() -> None:
             provider.stop()
     print(f"live soak: {args.seconds:.0f} s at {args.rate:.0f} frames/s, burst {args.burst_rate:.0f} frames/s for "
           f"{args.burst_seconds:.0f} s, through `cryptopulse up --source live`"
+          + (f" with {' '.join(args.set)}" if args.set else "")
           + (f" (log: {work / 'up.log'})" if args.keep else ""))
     print("\n".join(lines))
     print("load average (1, 5, 15 min): before " + " ".join(f"{v:.2f}" for v in load_before)

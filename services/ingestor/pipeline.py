@@ -93,7 +93,7 @@ class Pipeline:
         self.venues = dict(venues)
         self.max_frame_bytes = max_frame_bytes
         self.keep_raw = keep_raw
-        self.dedupe = dedupe or Deduper()
+        self.dedupe = dedupe if dedupe is not None else Deduper()   # not `or`: an empty Deduper is falsy
         self.gaps = GapDetector()
         self.bars = BarBuilder(bar_interval_ms)
         self.stats: Counter[str] = Counter()

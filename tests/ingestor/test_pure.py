@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from services.common import topics
 from services.common.events import Trade, TradeBar
 from services.common.frames import RawFrame
+from services.common.settings import load
 from services.ingestor import instruments
 from services.ingestor.bars import BarBuilder
 from services.ingestor.dedupe import Deduper
@@ -22,6 +23,8 @@ from services.ingestor.instruments import load_instruments
 from services.ingestor.observer import TallyObserver
 from services.ingestor.pipeline import Pipeline
 from services.ingestor.refresh import refresh_from_rest
+from services.ingestor.service import build_pipeline
+from services.ingestor.settings import IngestorSettings
 from services.ingestor.sources import (
     RecordingWriter,
     SourceError,
@@ -122,6 +125,14 @@ def test_deduper_window_and_capacity() -> None:
     assert not dedupe.is_duplicate("a", 30)          # evicted by capacity
     assert not dedupe.is_duplicate("z", 5000)        # expires everything older than 4000
     assert len(dedupe) == 1
+
+
+def test_the_pipeline_uses_the_configured_deduper() -> None:
+    # An empty Deduper is falsy (``__len__``): ``dedupe or Deduper()`` replaced it by the default,
+    # so CRYPTOPULSE_DEDUPE_CAPACITY and _WINDOW_SECONDS were ignored (500k ids, ~150 MiB, always).
+    settings = load(IngestorSettings, {}, dedupe_capacity=7, dedupe_window_seconds=2.0)
+    dedupe = build_pipeline(settings, {VENUE.id: VENUE}).dedupe
+    assert (dedupe.capacity, dedupe.window_ms) == (7, 2000)
 
 
 def _trade(trade_id: int, ts: int = 1_737_975_600_000, recv: int | None = None, price: float = 100.0,

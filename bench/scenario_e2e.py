@@ -88,6 +88,21 @@ class Stack:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("cryptopulse_ingestor_frames_total{"))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) each child has used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        children = dict(self.procs)
+        if self.broker.process is not None:
+            children["broker"] = self.broker.process
+        for name, proc in children.items():
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.gateway_port}/ws"
@@ -138,12 +153,13 @@ def throughput(density: float, timeout: float) -> dict[str, Any]:
             started = stack.start_ingestor()
             done = asyncio.run(_until_final(stack.url, timeout))
             summary = stack.ingestor_summary()
+            cpu = stack.cpu_seconds()
         finally:
             stack.stop()
     frames, ingest_s = summary if summary else (0, float("nan"))
     e2e_s = (done - started) if done else float("nan")
     return {"density": density, "frames": frames, "ingest_s": ingest_s, "ingest_fps": frames / ingest_s,
-            "e2e_s": e2e_s, "e2e_fps": frames / e2e_s, "ratio": e2e_s / ingest_s}
+            "e2e_s": e2e_s, "e2e_fps": frames / e2e_s, "ratio": e2e_s / ingest_s, "cpu": cpu}
 
 
 async def _latencies(stack: Stack, speed: float, first_ts: int,
@@ -213,6 +229,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['density']:>8g} {r['frames']:>9} {r['ingest_s']:>9.1f} {r['ingest_fps']:>11.0f} "
               f"{r['e2e_s']:>8.1f} {r['e2e_fps']:>9.0f} {r['ratio']:>11.1f}x   (target <= 1.5x)")
+        per_frame = {name: f"{cpu / r['frames'] * 1e6:.0f}" for name, cpu in r["cpu"].items()} if r["frames"] else {}
+        print(f"{'':>8} CPU s to the final state: " + ", ".join(f"{n} {c:.1f}" for n, c in r["cpu"].items())
+              + f"; µs per frame: {per_frame}")
     measured = [r for r in rows if r["e2e_fps"] == r["e2e_fps"]] or [r for r in rows if r["frames"]]
     if not measured:
         return

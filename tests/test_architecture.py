@@ -242,7 +242,7 @@ PURE = (
     "services.processor.watermark", "services.processor.indicators", "services.processor.signals",
     "services.processor.stage_assets", "services.processor.stage_liquidations", "services.processor.stage_sectors",
     "services.processor.capline", "services.processor.validate", "services.processor.timeutil",
-    "services.processor.context", "services.processor.topology",
+    "services.processor.context", "services.processor.topology", "services.processor.packing",
     "services.gateway.protocol", "services.gateway.session", "services.gateway.state", "services.gateway.limits",
     "services.scenario.generator", "services.scenario.wire", "services.scenario.design", "services.scenario.paths",
     "services.scenario.figures", "services.common.assets", "services.common.clock", "services.common.events",

@@ -30,6 +30,8 @@ from services.common.kafka import make_consumer
 from services.common.settings import KafkaSettings
 from services.processor import metrics
 from services.processor.context import Context
+from services.processor.packer import keep_packing, pack_topic
+from services.processor.packing import PACK_RECORDS, PackError, unpack
 from services.processor.reference_io import run_history_reader, run_reference_reader
 from services.processor.stage_assets import TableChange
 from services.processor.timeutil import LIQUIDATION_WINDOWS
@@ -64,18 +66,55 @@ class Sender:
         """Apply absolute changes to a table's local store and its changelog (None deletes)."""
         data = table.data
         name = table.changelog_topic.get_topic_name()
+        batches = Batches(self.app.producer._ensure_producer())  # type: ignore[attr-defined]
         for partition, key, value in changes:
             raw_key = key.encode()
             if value is None:
                 data.pop(raw_key, None)
             else:
                 data[raw_key] = kept(value)
-            await self.send(name, raw_key, value, partition)
+            await batches.add(name, partition, raw_key, value)
+        self.futures += await batches.send()
 
     async def delivered(self) -> None:
         futures, self.futures = self.futures, []
         if futures:
             await asyncio.gather(*futures)
+
+
+class Batches:
+    """Records gathered per (topic, partition) into aiokafka record batches, sent with
+    ``send_batch``: about a third of the client CPU of ``send`` per record (``bench.kafka_floor``).
+    The records of one partition keep their order."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.open: dict[tuple[str, int], Any] = {}
+        self.futures: list[asyncio.Future[Any]] = []
+
+    def partition(self, topic: str, key: bytes, value: bytes) -> int | None:
+        """The partition ``send`` would choose for a keyed record (None while the topic's metadata
+        is not known yet: the caller then uses ``send``, which waits for it)."""
+        if not self.producer.client.cluster.partitions_for_topic(topic):
+            return None
+        return int(self.producer._partition(topic, None, None, None, key, value))
+
+    async def add(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+        batch = self.open.get((topic, partition))
+        if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
+            return
+        if batch is not None:      # full: it goes, the next one starts with this record
+            self.futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+        batch = self.open[(topic, partition)] = self.producer.create_batch()
+        batch.append(key=key, value=value, timestamp=None)
+
+    async def send(self) -> list[asyncio.Future[Any]]:
+        """Send every open batch; returns the delivery futures of all batches sent since the last call."""
+        for (topic, partition), batch in self.open.items():
+            self.futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+        self.open = {}
+        futures, self.futures = self.futures, []
+        return futures
 
 
 RELOAD_TIMEOUT_S = 120.0
@@ -153,7 +192,9 @@ def attach(app: faust.App, ctx: Context) -> Topology:
     settings = ctx.settings
     topology = Topology(ctx, span=metrics.handler_slice)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    bars_topic = app.topic(topics.TRADE_BARS.name, **raw)
+    packs = pack_topic(topology.packs_topic)
+    packs_topic = app.topic(packs.name, partitions=packs.partitions, internal=True,
+                            retention=packs.retention_ms / 1000, **raw)
     liqs_topic = app.topic(topics.LIQUIDATIONS.name, **raw)
     minutes_topic = app.topic(topology.minutes_topic, partitions=1, internal=True, **raw)
     liqs_one = app.topic(topology.liquidations_topic, partitions=1, internal=True, **raw)
@@ -172,16 +213,24 @@ def attach(app: faust.App, ctx: Context) -> Topology:
             deadletter_topic.send_soon(key=letter.source.encode(), value=orjson.dumps(letter))
             metrics.DEADLETTERS.labels(stream).inc()
 
-    async def publish(out: Output, cap_series: set[str]) -> None:
+    async def publish(outputs: Iterable[Output], cap_series: set[str]) -> None:
         emit = now_ms()
-        # a copy: the emitter keeps out.value as the last value sent, to skip an unchanged next one
-        value = {**out.value, "ts_emit": emit}
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        await producer.send(out.topic.name, value=orjson.dumps(value), key=out.key.encode())
-        metrics.UPDATES.labels(out.topic.name).inc()
-        if out.ts_recv:
-            metrics.EVENT_LAG.observe(max(0.0, (emit - out.ts_recv) / 1000))
-        observe(out, cap_series)
+        batches = Batches(producer)
+        for out in outputs:
+            # a copy: the emitter keeps out.value as the last value sent, to skip an unchanged next one
+            value = orjson.dumps({**out.value, "ts_emit": emit})
+            key = out.key.encode()
+            partition = batches.partition(out.topic.name, key, value)
+            if partition is None:
+                await producer.send(out.topic.name, value=value, key=key)
+            else:
+                await batches.add(out.topic.name, partition, key, value)
+            metrics.UPDATES.labels(out.topic.name).inc()
+            if out.ts_recv:
+                metrics.EVENT_LAG.observe(max(0.0, (emit - out.ts_recv) / 1000))
+            observe(out, cap_series)
+        await batches.send()
 
     flush_lock = asyncio.Lock()
 
@@ -193,8 +242,7 @@ def attach(app: faust.App, ctx: Context) -> Topology:
             run = topology.flush(time.monotonic())
             cap_series = set(ctx.universe.sectors())
             for part in run:
-                for out in part.outputs:
-                    await publish(out, cap_series)
+                await publish(part.outputs, cap_series)
                 if part.pause:
                     await asyncio.sleep(0)
             await save_signals(run.closed)
@@ -252,36 +300,41 @@ def attach(app: faust.App, ctx: Context) -> Topology:
         topology.restore_liquidations(v for _, v in table_items(liq_table))
         metrics.STATE_KEYS.labels("liquidations").set(len(liq_table.data))
 
-    def behind(events: list[Any]) -> set[int]:
-        """Trade-bars partitions with records beyond this batch (their progress is not caught up)."""
-        last: dict[Any, int] = {}
-        for e in events:
-            last[e.message.tp] = max(last.get(e.message.tp, -1), e.message.offset)
-        out = set()
-        for tp, offset in last.items():
-            highwater = app.consumer.highwater(tp)
-            if highwater is None or offset + 1 < highwater:
-                out.add(tp.partition)
-        return out
+    async def apply_pack(event: Any) -> None:
+        """The bars of one pack, slice by slice; a slice is "behind" (not read to the end of its
+        partition) unless it ends the last pack the packer made when it had read all of trade-bars."""
+        partition = event.message.partition
+        try:
+            records, caught_up = unpack(event.value)
+        except PackError as exc:
+            send_deadletters("trade_bars", [(event.value, f"malformed trade-bars pack: {exc}")])
+            metrics.EVENTS.labels("trade_bars", "deadletter").inc()
+            return
+        highwater = app.consumer.highwater(event.message.tp)
+        pack_done = caught_up and highwater is not None and event.message.offset + 1 >= highwater
+        for i in range(0, len(records), BAR_SLICE):
+            chunk = records[i:i + BAR_SLICE]
+            behind = () if pack_done and i + BAR_SLICE >= len(records) else (partition,)
+            with metrics.handler_slice("trade_bars"):
+                batch = topology.bars(((value, partition, key) for key, value in chunk), behind)
+            await bars_out.write_table(asset_table, batch.table)
+            # one message of minute records per slice: the sector stage pays Faust's per-event cost once
+            await produce(bars_out, batch.records)
+            send_deadletters("trade_bars", batch.deadletters)
+            for outcome, n in batch.outcomes.items():
+                metrics.EVENTS.labels("trade_bars", outcome).inc(n)
+            metrics.TRADES.inc(batch.trades)
+            await asyncio.sleep(0)
 
-    @app.agent(bars_topic)
+    @app.agent(packs_topic)
     async def trade_bars(stream: Any) -> None:
-        async for events in stream.take_events(settings.processor_batch_size, settings.processor_batch_within):
+        # each message packs up to PACK_RECORDS bars: a batch of about processor_batch_size bars
+        packs_per_batch = max(1, settings.processor_batch_size // PACK_RECORDS)
+        async for events in stream.take_events(packs_per_batch, settings.processor_batch_within):
             await ctx.reference_ready.wait()
             started = time.perf_counter()
-            for i in range(0, len(events), BAR_SLICE):
-                chunk = events[i:i + BAR_SLICE]
-                with metrics.handler_slice("trade_bars"):
-                    batch = topology.bars(((e.value, e.message.partition, e.message.key) for e in chunk),
-                                          behind(chunk))
-                await bars_out.write_table(asset_table, batch.table)
-                # one message of minute records per slice: the sector stage pays Faust's per-event cost once
-                await produce(bars_out, batch.records)
-                send_deadletters("trade_bars", batch.deadletters)
-                for outcome, n in batch.outcomes.items():
-                    metrics.EVENTS.labels("trade_bars", outcome).inc(n)
-                metrics.TRADES.inc(batch.trades)
-                await asyncio.sleep(0)
+            for event in events:
+                await apply_pack(event)
             await flush()
             await bars_out.delivered()
             metrics.PROCESSING.labels("trade_bars").observe(time.perf_counter() - started)
@@ -374,6 +427,10 @@ def attach(app: faust.App, ctx: Context) -> Topology:
     @app.task
     async def _short_fetch_wait() -> None:
         await shorten_fetch_wait(app, settings.processor_fetch_max_wait_ms)
+
+    @app.task
+    async def _packer() -> None:
+        await keep_packing(ctx, packs)
 
     @app.task
     async def _reference() -> None:

@@ -115,15 +115,20 @@ def handler_slice(handler: str) -> Iterator[None]:
         HANDLER.labels(handler).observe(time.perf_counter() - started)
 
 
+def drop_lag(topic: str, partition: int) -> None:
+    """Stop exporting the lag of a partition this worker no longer consumes."""
+    try:
+        CONSUMER_LAG.remove(topic, str(partition))
+    except KeyError:
+        pass
+
+
 def partitions_revoked(revoked: Iterable[Any], sector_topic: str, liquidation_topic: str) -> None:
     """A worker that loses partitions stops exporting what it measured from them: their lag, and
     the market figures of the single-partition stage they fed (sector caps and RSI, liquidations);
     max()/sum() panels and the lag rule must not read a stale value from the previous owner."""
     for tp in revoked:
-        try:
-            CONSUMER_LAG.remove(tp.topic, str(tp.partition))
-        except KeyError:
-            pass
+        drop_lag(tp.topic, tp.partition)
         if tp.topic == sector_topic:
             SECTOR_CAP.clear()
             SECTOR_CHANGE.clear()

@@ -169,6 +169,7 @@ class Topology:
         self.flush_slice = flush_slice
         self.sector_slice = sector_slice
         self.minutes_topic = internal_topic_name(ctx.settings, "asset-minutes")
+        self.packs_topic = internal_topic_name(ctx.settings, "trade-bar-packs")
         self.liquidations_topic = internal_topic_name(ctx.settings, "liquidations")
         self.signals_written: dict[str, bytes] = {}   # the signal table's content as this worker wrote it
 

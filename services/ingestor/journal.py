@@ -3,7 +3,8 @@ replayed at start, so a restart on the in-memory embedded broker forgets nothing
 
 Files in the journal directory, one per UTC hour of receipt time: the current hour is plain JSONL
 (``frames-YYYYmmddHH.jsonl``, flushed every second, so a crash loses at most the last second and a
-torn last line is skipped on replay); a finished hour is compressed to ``.jsonl.zst`` and files
+torn last line is skipped on replay); a finished hour is compressed to ``.jsonl.zst`` (in a background
+thread: an hour of a busy feed is gigabytes, seconds of zstd the event loop must not wait for) and files
 older than the kept span are deleted. The line format is the recorder's (``cryptopulse record``),
 so a journal file is also a recording that ``cryptopulse replay`` reads.
 """
@@ -15,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +63,9 @@ class Journal:
         self._file: IO[bytes] | None = None
         self._flushed = time.monotonic()
         self.written = 0
+        # finished hours are compressed and pruned here, one at a time (see the module docstring)
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._pending: list[Future[None]] = []
 
     def files(self) -> list[tuple[str, Path]]:
         """(hour, path) of every journal file, oldest first (a plain and a compressed file of one
@@ -120,9 +125,17 @@ class Journal:
         previous = self._close_file()
         self._hour = hour
         self._file = (self.directory / f"frames-{hour}.jsonl").open("ab")
-        if previous is not None:
-            self._compress(previous)
-        self.prune()
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._background.submit(self._finish_hour, previous))
+
+    def _finish_hour(self, previous: Path | None) -> None:
+        """Compress the hour just closed, then prune (in the background thread)."""
+        try:
+            if previous is not None:
+                self._compress(previous)
+            self.prune()
+        except OSError as exc:
+            log.error("journal: compressing or pruning %s failed: %s", previous, exc)
 
     def _close_file(self) -> Path | None:
         if self._file is None:
@@ -140,7 +153,14 @@ class Journal:
         partial.replace(target)
         path.unlink()
 
+    def wait_idle(self) -> None:
+        """Wait for the background compression and pruning started so far."""
+        for future in self._pending:
+            future.result()
+        self._pending = []
+
     def close(self) -> None:
+        self._background.shutdown(wait=True)
         path = self._close_file()
         if path is not None and self._hour != hour_of(self.clock()):
             self._compress(path)

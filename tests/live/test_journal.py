@@ -24,6 +24,7 @@ def test_rotation_compression_bound_and_torn_lines(tmp_path: Path) -> None:
         journal.write(frame(T0 + i * HOUR_MS + 5, i))
         now[0] = T0 + i * HOUR_MS + 10
     journal.flush()
+    journal.wait_idle()          # finished hours are compressed off the event loop, in the background
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["frames-2026060108.jsonl.zst", "frames-2026060109.jsonl.zst", "frames-2026060110.jsonl"]
     with (tmp_path / "frames-2026060110.jsonl").open("ab") as torn:      # a crash mid-line

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +65,6 @@ class Journal:
         self.written = 0
         # finished hours are compressed and pruned here, one at a time (see the module docstring)
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._pending: list[Future[None]] = []
 
     def files(self) -> list[tuple[str, Path]]:
         """(hour, path) of every journal file, oldest first (a plain and a compressed file of one
@@ -125,8 +124,7 @@ class Journal:
         previous = self._close_file()
         self._hour = hour
         self._file = (self.directory / f"frames-{hour}.jsonl").open("ab")
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._background.submit(self._finish_hour, previous))
+        self._background.submit(self._finish_hour, previous)
 
     def _finish_hour(self, previous: Path | None) -> None:
         """Compress the hour just closed, then prune (in the background thread)."""
@@ -154,10 +152,8 @@ class Journal:
         path.unlink()
 
     def wait_idle(self) -> None:
-        """Wait for the background compression and pruning started so far."""
-        for future in self._pending:
-            future.result()
-        self._pending = []
+        """Wait for the background compression and pruning started so far (one worker: in order)."""
+        self._background.submit(lambda: None).result()
 
     def close(self) -> None:
         self._background.shutdown(wait=True)

@@ -20,6 +20,7 @@ from services.common import topics
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.events import TradeBar
 from services.common.settings import KafkaSettings, load
+from services.processor.context import internal_topic_name
 from services.processor.reference import BUNDLED_ASSETS, bundled_universe
 from services.processor.reference_io import load_assets
 from services.processor.settings import ProcessorSettings
@@ -116,6 +117,15 @@ def test_process_emits_the_oracle_numbers_and_dead_letters_bad_input(broker: Emb
     redelivered = sum(metric(body, f'cryptopulse_processor_events_total{{outcome="{o}",stream="trade_bars"}}')
                       for o in ("duplicate", "late_dropped"))   # the first bars are older than the ring by then
     assert redelivered == 20
+    # the packer exports the lag of the trade-bars partitions it packs
+    assert 'cryptopulse_processor_consumer_lag_messages{partition="0",topic="cryptopulse.trade-bars"}' in body
+    # a message on the pack topic that is not a pack is a dead letter with its reason, and counted
+    packs = internal_topic_name(load(ProcessorSettings), "trade-bar-packs")
+    asyncio.run(produce(broker.bootstrap, packs, [("BTC", b"CPK1 not a pack")]))
+    wait_until(lambda: "malformed trade-bars pack" in read_latest(
+        broker.bootstrap, topics.DEADLETTER.name)["processor:trade_bars"]["reason"], timeout=30)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{env['CRYPTOPULSE_PROCESSOR_METRICS_PORT']}/metrics").read().decode()
+    assert 'cryptopulse_processor_events_total{outcome="deadletter",stream="trade_bars"} 4.0' in body
     # a redelivery that changes nothing publishes nothing (the emitter compares with what it sent)
     stats_sent = 'cryptopulse_processor_updates_emitted_total{topic="cryptopulse.asset-stats"}'
     duplicates = 'cryptopulse_processor_events_total{outcome="duplicate",stream="trade_bars"}'

@@ -25,6 +25,7 @@ from websockets.exceptions import WebSocketException
 
 from services.common.codec import now_ms
 from services.common.frames import RawFrame
+from services.common.settings import SettingsError, env_name
 from services.ingestor import metrics
 from services.ingestor.venues.base import Subscription, Venue
 
@@ -298,8 +299,13 @@ def venue_url_override(override: str | None, venue_id: str) -> str | None:
     ``venue=URL`` entries separated by commas (a venue not listed connects to its real URL)."""
     if not override or "://" in override.split("=", 1)[0]:
         return override or None
-    entries = (entry.strip().split("=", 1) for entry in override.split(",") if entry.strip())
-    return {name.strip(): url.strip() for name, url in entries}.get(venue_id)
+    urls = {}
+    for entry in filter(None, (e.strip() for e in override.split(","))):
+        name, sep, url = entry.partition("=")
+        if not sep or not name.strip() or "://" not in url:
+            raise SettingsError(f"{env_name('venue_url_override')}: {entry!r} is neither a URL nor venue=URL")
+        urls[name.strip()] = url.strip()
+    return urls.get(venue_id)
 
 
 async def live_frames(venues: Sequence[tuple[Venue, Subscription]], timing: Timing, *,

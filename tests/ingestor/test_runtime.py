@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 
 from services.common import topics
+from services.common.settings import SettingsError
 from services.ingestor.instruments import load_instruments
 from services.ingestor.pipeline import Pipeline, Record
 from services.ingestor.runtime import (
@@ -188,3 +190,6 @@ def test_venue_url_override_is_one_url_for_every_venue_or_one_per_venue() -> Non
     assert venue_url_override(per_venue, "okx") == "ws://127.0.0.1:1"
     assert venue_url_override(per_venue, "htx") == "ws://127.0.0.1:2/x?y=z"
     assert venue_url_override(per_venue, "gate") is None     # not listed: its real URL
+    for bad in ("okx", "okx=", "=ws://127.0.0.1:1", "okx=ws://127.0.0.1:1,htx"):
+        with pytest.raises(SettingsError, match="CRYPTOPULSE_VENUE_URL_OVERRIDE: .* is neither a URL nor venue=URL"):
+            venue_url_override(bad, "okx")

@@ -38,6 +38,7 @@ from bench.soak_fakes import (
     SUBSCRIPTIONS,
     FakesProcess,
     accounting_lines,
+    add_rate_arguments,
     bucket_quantile,
     labelled,
     rss_lines,
@@ -104,11 +105,7 @@ def _print(report: dict[str, Any], per_venue: Counter[str], summary: Any, rss: l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--rate", type=float, default=3000.0, help="frames/s, all venues together")
-    parser.add_argument("--burst-rate", type=float, default=20000.0)
-    parser.add_argument("--burst-seconds", type=float, default=10.0)
-    parser.add_argument("--sample", type=float, default=10.0, help="RSS sampling interval (s)")
+    add_rate_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     clients = sum(len(plan_connections(registry.get(venue, load_instruments(venue)), subscription))

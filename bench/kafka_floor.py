@@ -35,6 +35,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from services.common.broker import EmbeddedBroker, free_port
 from services.common.kafka import create_topics
+from services.common.topics import Topic
 
 PARTITIONS = 4
 
@@ -164,18 +165,8 @@ def main() -> None:
     n = args.messages
     broker = EmbeddedBroker(port=free_port()).start()
     try:
-        asyncio.run(create_topics(broker.bootstrap))
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-        async def topic() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
-            await admin.start()
-            try:
-                await admin.create_topics([NewTopic(name, PARTITIONS, 1) for name in ("floor-a", "floor-b")])
-            finally:
-                await admin.close()
-
-        asyncio.run(topic())
+        asyncio.run(create_topics(broker.bootstrap, [Topic(name, PARTITIONS, "asset", schema="")
+                                                     for name in ("floor-a", "floor-b")]))
         one = asyncio.run(produce_one_by_one(broker.bootstrap, "floor-a", n))
         batched = asyncio.run(produce_batched(broker.bootstrap, "floor-b", n))
         plain = asyncio.run(consume_plain(broker.bootstrap, "floor-a", n))

@@ -68,10 +68,12 @@ import orjson
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.gateway_fanout import gateway_ready
 from bench.soak_fakes import (
     SUBSCRIPTIONS,
     FakesProcess,
     accounting_lines,
+    add_rate_arguments,
     bucket_quantile,
     labelled,
     rss_lines,
@@ -254,17 +256,8 @@ def ingest_lines(metrics: dict[str, Any]) -> list[str]:
 
 def wait_ready(up: Up) -> None:
     up.wait_for_output("Ctrl-C stops everything", timeout=START_WITHIN)
-    url = f"http://127.0.0.1:{up.env['CRYPTOPULSE_GATEWAY_PORT']}/readyz"
-    deadline = time.monotonic() + START_WITHIN
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the gateway was not ready within {START_WITHIN:.0f} s:\n{up.output()[-3000:]}")
+    if not gateway_ready(int(up.env["CRYPTOPULSE_GATEWAY_PORT"]), START_WITHIN):
+        raise RuntimeError(f"the gateway was not ready within {START_WITHIN:.0f} s:\n{up.output()[-3000:]}")
 
 
 async def soak(up: Up, fakes: FakesProcess, per_venue: Counter[str], args: argparse.Namespace) -> list[str]:
@@ -328,11 +321,7 @@ def stop_stack(up: Up) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--rate", type=float, default=3000.0, help="frames/s, all venues together")
-    parser.add_argument("--burst-rate", type=float, default=20000.0)
-    parser.add_argument("--burst-seconds", type=float, default=10.0)
-    parser.add_argument("--sample", type=float, default=10.0, help="RSS sampling interval (s)")
+    add_rate_arguments(parser)
     parser.add_argument("--set", action="append", default=[], metavar="CRYPTOPULSE_NAME=VALUE",
                         help="a setting for `up` (repeatable; the bench's own settings win)")
     parser.add_argument("--keep", help="directory for up's log and data (default: a temporary one, removed)")

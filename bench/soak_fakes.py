@@ -151,6 +151,15 @@ class FakesProcess:
 
 # -- measurements --------------------------------------------------------------------------------
 
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every soak shares: duration, rates, burst and RSS sampling."""
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--rate", type=float, default=3000.0, help="frames/s, all venues together")
+    parser.add_argument("--burst-rate", type=float, default=20000.0)
+    parser.add_argument("--burst-seconds", type=float, default=10.0)
+    parser.add_argument("--sample", type=float, default=10.0, help="RSS sampling interval (s)")
+
+
 def rss_mib(pid: int | str = "self") -> float:
     """Resident set size of a process (``/proc/PID/status`` VmRSS), 0 when it is gone."""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -219,10 +228,7 @@ def accounting_lines(report: dict[str, Any], per_venue: Counter[str], frames: Co
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, required=True, help="connections to wait for before streaming")
-    parser.add_argument("--seconds", type=float, default=600.0)
-    parser.add_argument("--rate", type=float, default=3000.0)
-    parser.add_argument("--burst-rate", type=float, default=20000.0)
-    parser.add_argument("--burst-seconds", type=float, default=10.0)
+    add_rate_arguments(parser)
     args = parser.parse_args()
     asyncio.run(serve(args.seconds, args.rate, args.burst_rate, args.burst_seconds, args.clients))
 

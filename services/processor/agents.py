@@ -82,22 +82,48 @@ class Sender:
             await asyncio.gather(*futures)
 
 
+class Partitions:
+    """The partition ``send`` would choose for a keyed record, remembered per (topic, key).
+
+    aiokafka's default partitioner hashes the key with a pure-Python murmur2 (5 % of the
+    processor's CPU in a replay); the output keys repeat (assets, sectors, series). An entry is
+    valid while its topic keeps the partition count it was computed with; at most ``limit`` are
+    kept (then the memory starts afresh)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self.known: dict[tuple[str, bytes], tuple[int, int]] = {}   # -> (partition count, partition)
+
+    def of(self, producer: Any, topic: str, key: bytes, value: bytes) -> int | None:
+        """None while the topic's metadata is not known yet: the caller then uses ``send``, which
+        waits for it."""
+        available = producer.client.cluster.partitions_for_topic(topic)
+        if not available:
+            return None
+        held = self.known.get((topic, key))
+        if held is not None and held[0] == len(available):
+            return held[1]
+        partition = int(producer._partition(topic, None, None, None, key, value))
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known[(topic, key)] = (len(available), partition)
+        return partition
+
+
 class Batches:
     """Records gathered per (topic, partition) into aiokafka record batches, sent with
     ``send_batch``: about a third of the client CPU of ``send`` per record (``bench.kafka_floor``).
     The records of one partition keep their order."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Any, partitions: Partitions | None = None) -> None:
         self.producer = producer
+        self.partitions = Partitions() if partitions is None else partitions
         self.open: dict[tuple[str, int], Any] = {}
         self.futures: list[asyncio.Future[Any]] = []
 
     def partition(self, topic: str, key: bytes, value: bytes) -> int | None:
-        """The partition ``send`` would choose for a keyed record (None while the topic's metadata
-        is not known yet: the caller then uses ``send``, which waits for it)."""
-        if not self.producer.client.cluster.partitions_for_topic(topic):
-            return None
-        return int(self.producer._partition(topic, None, None, None, key, value))
+        """The partition ``send`` would choose for a keyed record (see :class:`Partitions`)."""
+        return self.partitions.of(self.producer, topic, key, value)
 
     async def add(self, topic: str, partition: int, key: bytes, value: bytes | None) -> None:
         batch = self.open.get((topic, partition))
@@ -213,10 +239,12 @@ def attach(app: faust.App, ctx: Context) -> Topology:
             deadletter_topic.send_soon(key=letter.source.encode(), value=orjson.dumps(letter))
             metrics.DEADLETTERS.labels(stream).inc()
 
+    output_partitions = Partitions()
+
     async def publish(outputs: Iterable[Output], cap_series: set[str]) -> None:
         emit = now_ms()
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        batches = Batches(producer)
+        batches = Batches(producer, output_partitions)
         for out in outputs:
             # a copy: the emitter keeps out.value as the last value sent, to skip an unchanged next one
             value = orjson.dumps({**out.value, "ts_emit": emit})

@@ -204,7 +204,8 @@ async def produce_updates(bootstrap: str, updates: int, rate: float) -> float:
 
 def run_gateway_load(bootstrap: str, connections: int, updates: int, rate: float, slow_pct: float) -> dict[str, float]:
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "CRYPTOPULSE_KAFKA_BOOTSTRAP": bootstrap, "CRYPTOPULSE_GATEWAY_PORT": str(port),
+    env = {**os.environ, "CRYPTOPULSE_KAFKA_BOOTSTRAP": bootstrap, "CRYPTOPULSE_KAFKA_COMPRESSION": "none",
+           "CRYPTOPULSE_GATEWAY_PORT": str(port),
            "CRYPTOPULSE_GATEWAY_METRICS_PORT": str(metrics_port), "CRYPTOPULSE_LOG_LEVEL": "WARNING",
            "CRYPTOPULSE_GATEWAY_MAX_CONNECTIONS": str(connections * 2), "CRYPTOPULSE_GATEWAY_QUEUE_SIZE": "100"}
     gateway = subprocess.Popen([sys.executable, "-m", "services.cli", "gateway"], env=env)

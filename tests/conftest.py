@@ -21,6 +21,10 @@ from services.common.kafka import create_topics
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
+# Every test broker is Tansu, which returns the records of compressed batches at wrong offsets. Tests
+# and the services they start often reach it as an external Kafka (--kafka, CRYPTOPULSE_KAFKA_BOOTSTRAP),
+# where producers would compress by default: keep every producer that reads the environment uncompressed.
+os.environ["CRYPTOPULSE_KAFKA_COMPRESSION"] = "none"
 
 
 def start_broker() -> EmbeddedBroker:

@@ -2,7 +2,9 @@
 
 Embedded-mode differences (documented in the README, see BROKER_NOTES.md):
 - no idempotent producer (Tansu rejects InitProducerId), so ``enable_idempotence`` is off;
-- group joins wait the full rebalance timeout, so Faust gets short rebalance/session timeouts.
+- group joins wait the full rebalance timeout, so Faust gets short rebalance/session timeouts;
+- no producer compression (Tansu returns compressed batches at wrong offsets): zstd on external Kafka
+  (``KafkaSettings.compression``, aiokafka ``compression_type`` and Faust ``producer_compression_type``).
 
 Security (TLS, SASL) comes from :class:`KafkaSettings` and reaches every client through this
 module: aiokafka producers, consumers and admin clients (:func:`security_kwargs`), Faust
@@ -95,6 +97,7 @@ def producer_kwargs(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         **security_kwargs(kafka),
         "acks": "all",
         "enable_idempotence": kafka.idempotence,
+        "compression_type": kafka.compression,
         "linger_ms": 5,
         "max_batch_size": PRODUCER_BATCH_BYTES,
         "request_timeout_ms": 30_000,
@@ -122,6 +125,7 @@ def faust_broker_settings(kafka: KafkaSettings) -> dict[str, Any]:
         "broker": ",".join(f"kafka://{host}" for host in kafka.bootstrap.split(",")),
         "producer_acks": -1,
         "producer_max_batch_size": PRODUCER_BATCH_BYTES,
+        "producer_compression_type": kafka.compression,
     }
     credentials = faust_credentials(kafka)
     if credentials is not None:

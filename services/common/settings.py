@@ -174,6 +174,10 @@ def registered() -> list[type[Any]]:
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+# zstd (level 3 in aiokafka) costs about a quarter of the encoding CPU of aiokafka's lz4 (level 9) and
+# compresses the JSON records better (3.4x against 2.6x, docs/scaling.md); brokers read it since Kafka 2.1.
+EXTERNAL_COMPRESSION = "zstd"
 
 
 @register
@@ -189,6 +193,9 @@ class KafkaSettings:
     kafka_idempotence: bool | None = setting(
         None, "Idempotent producer. Unset: on for external Kafka, off on the embedded broker."
     )
+    kafka_compression: str | None = setting(
+        None, "Producer compression: none, gzip, snappy, lz4 or zstd. Unset: zstd on external Kafka, none on "
+        "the embedded broker (which returns compressed batches at wrong offsets).", choices=COMPRESSION_CODECS)
     kafka_security_protocol: str = setting(
         "PLAINTEXT", "How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
         choices=SECURITY_PROTOCOLS)
@@ -223,6 +230,10 @@ class KafkaSettings:
         if self.kafka_sasl_username and not self.sasl:
             raise SettingsError(f"{env_name('kafka_sasl_username')} is set but {protocol} does not use SASL "
                                 "(use SASL_SSL or SASL_PLAINTEXT)")
+        if self.embedded and self.kafka_compression not in (None, "none"):
+            raise SettingsError(f"{env_name('kafka_compression')}={self.kafka_compression} needs an external Kafka "
+                                f"({env_name('kafka_bootstrap')}): the embedded broker returns the records of "
+                                "compressed batches at wrong offsets (use none or leave it unset)")
 
     @property
     def embedded(self) -> bool:
@@ -237,6 +248,12 @@ class KafkaSettings:
         if self.kafka_idempotence is not None:
             return self.kafka_idempotence
         return not self.embedded
+
+    @property
+    def compression(self) -> str | None:
+        """The producers' ``compression_type`` (aiokafka, Faust): None means uncompressed."""
+        codec = self.kafka_compression or ("none" if self.embedded else EXTERNAL_COMPRESSION)
+        return None if codec == "none" else codec
 
     @property
     def tls(self) -> bool:

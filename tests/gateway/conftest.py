@@ -17,7 +17,7 @@ from services.gateway.settings import GatewaySettings
 async def running_gateway(bootstrap: str, **overrides: Any) -> AsyncIterator[Gateway]:
     """A Gateway serving on a free port inside this event loop until the block ends."""
     settings = load(GatewaySettings, environ={}, gateway_port=free_port(), **overrides)
-    kafka = load(KafkaSettings, environ={}, kafka_bootstrap=bootstrap)
+    kafka = load(KafkaSettings, environ={}, kafka_bootstrap=bootstrap, kafka_compression="none")  # Tansu
     gateway = Gateway(settings, kafka)
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))

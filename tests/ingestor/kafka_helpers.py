@@ -18,8 +18,8 @@ RAW = (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS, topics.TRADE_GAPS,
 
 
 def kafka_for(bootstrap: str) -> KafkaSettings:
-    """External-broker settings for the embedded test broker (no idempotent producer there)."""
-    return KafkaSettings(kafka_bootstrap=bootstrap, kafka_idempotence=False)
+    """External-broker settings for the embedded test broker (no idempotent producer, no compression there)."""
+    return KafkaSettings(kafka_bootstrap=bootstrap, kafka_idempotence=False, kafka_compression="none")
 
 
 async def read_all(bootstrap: str, names: Iterable[str] = tuple(t.name for t in RAW),

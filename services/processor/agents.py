@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -245,6 +246,7 @@ def attach(app: faust.App, ctx: Context) -> Topology:
         emit = now_ms()
         producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
         batches = Batches(producer, output_partitions)
+        counts: Counter[str] = Counter()
         for out in outputs:
             # a copy: the emitter keeps out.value as the last value sent, to skip an unchanged next one
             value = orjson.dumps({**out.value, "ts_emit": emit})
@@ -254,11 +256,13 @@ def attach(app: faust.App, ctx: Context) -> Topology:
                 await producer.send(out.topic.name, value=value, key=key)
             else:
                 await batches.add(out.topic.name, partition, key, value)
-            metrics.UPDATES.labels(out.topic.name).inc()
+            counts[out.topic.name] += 1
             if out.ts_recv:
                 metrics.EVENT_LAG.observe(max(0.0, (emit - out.ts_recv) / 1000))
             observe(out, cap_series)
         await batches.send()
+        for topic, count in counts.items():
+            metrics.UPDATES.labels(topic).inc(count)
 
     flush_lock = asyncio.Lock()
 

@@ -58,6 +58,13 @@ def readable_file(value: Any) -> str | None:
     return None
 
 
+def at_least(minimum: float) -> Check:
+    """``check`` for numbers: the value must be ``minimum`` or more."""
+    def check(value: Any) -> str | None:
+        return None if value >= minimum else f"{value!r} is below the minimum {minimum:g}"
+    return check
+
+
 def register(cls: type[T]) -> type[T]:
     """Class decorator: remember a settings dataclass so its variables are documented."""
     _REGISTERED.append(cls)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.settings import register, setting
+from services.common.settings import at_least, register, setting
 
 
 @register
@@ -13,28 +13,38 @@ class ProcessorSettings:
     processor_metrics_port: int = setting(9302, "Processor Prometheus /metrics port.")
     processor_app_id: str = setting("cryptopulse-processor", "Faust app id (consumer group, changelog prefix).")
     processor_emit_interval: float = setting(
-        1.0, "Conflation: at most one derived update per key per this many seconds (only when changed).")
-    processor_batch_size: int = setting(5000, "Trade bars taken from the stream per batch at most.")
-    processor_batch_within: float = setting(0.05, "Seconds to wait for a batch of trade bars to fill.")
+        0.2, "Conflation: at most one derived update per key per this many seconds (only when changed). "
+             "It is the tail of the update latency: 0.2 s gives p99 226 ms at a 1000x replay, 1 s 470 ms.",
+        check=at_least(0))
+    processor_batch_size: int = setting(5000, "Trade bars taken from the stream per batch at most.",
+        check=at_least(1))
+    processor_batch_within: float = setting(0.05, "Seconds to wait for a batch of trade bars to fill.",
+        check=at_least(0))
     processor_datadir: str = setting(
         "", "Faust data directory. Empty: a fresh temporary directory per worker (state lives in changelogs).")
     processor_web_port: int = setting(0, "Faust web server port; 0 turns the web server off.")
     processor_fetch_max_wait_ms: int = setting(
-        20, "Longest a fetch waits for data (Faust hard-codes 1500 ms, which the embedded broker waits in full).")
+        20, "Longest a fetch waits for data (Faust hard-codes 1500 ms, which the embedded broker waits in full).",
+        check=at_least(0))
     processor_close_lateness_ms: int = setting(
-        5000, "Cap-series candles (total, ai, ...) close when the source watermark passes the interval end by this much event time.")
+        5000, "Cap-series candles (total, ai, ...) close when the source watermark passes the interval end by this much event time.",
+        check=at_least(0))
     processor_idle_source_seconds: float = setting(
-        10.0, "A trade-bars partition that sent nothing for this long (wall time, while others sent) stops holding the watermark back.")
+        10.0, "A trade-bars partition that sent nothing for this long (wall time, while others sent) stops holding the watermark back.",
+        check=at_least(0.1))
 
     # Plausibility bounds (services/processor/validate.py): an input outside them is a dead letter.
     processor_max_clock_skew_ms: int = setting(
-        60_000, "A trade bar or liquidation whose ts_recv is later than the wall clock by more than this is a dead letter.")
+        60_000, "A trade bar or liquidation whose ts_recv is later than the wall clock by more than this is a dead letter.",
+        check=at_least(0))
     processor_max_ts_ahead_ms: int = setting(
-        60_000, "A trade bar or liquidation whose event ts is later than its ts_recv by more than this is a dead letter.")
+        60_000, "A trade bar or liquidation whose event ts is later than its ts_recv by more than this is a dead letter.",
+        check=at_least(0))
     processor_max_notional_usd: float = setting(
-        1e11, "Largest plausible notional of one trade bar or one liquidation, USD (above: dead letter).")
+        1e11, "Largest plausible notional of one trade bar or one liquidation, USD (above: dead letter).",
+        check=at_least(1))
     processor_max_price_usd: float = setting(
-        1e9, "Largest plausible price, USD (above, or not > 0: dead letter).")
+        1e9, "Largest plausible price, USD (above, or not > 0: dead letter).", check=at_least(1e-09))
 
     # Alerts (services/processor/signals.py). Candle alerts fire on closed candles only, on the edge.
     alert_intervals: tuple[str, ...] = setting(

@@ -140,3 +140,15 @@ def test_faust_gets_the_same_credentials() -> None:
     assert auth["ssl_context"] is not None
     tls = load(KafkaSettings, environ={"CRYPTOPULSE_KAFKA_SECURITY_PROTOCOL": "SSL"})
     assert credentials_to_aiokafka_auth(faust_broker_settings(tls)["broker_credentials"])["security_protocol"] == "SSL"
+
+
+def test_processor_numbers_below_their_minimum_are_refused() -> None:
+    from services.processor.settings import ProcessorSettings
+
+    assert load(ProcessorSettings, environ={}).processor_emit_interval == 0.2
+    for variable, value in (("CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL", "-1"), ("CRYPTOPULSE_PROCESSOR_BATCH_SIZE", "0"),
+                            ("CRYPTOPULSE_PROCESSOR_IDLE_SOURCE_SECONDS", "0"),
+                            ("CRYPTOPULSE_PROCESSOR_MAX_PRICE_USD", "-5")):
+        with pytest.raises(SettingsError, match=f"{variable}: .* is below the minimum"):
+            load(ProcessorSettings, environ={variable: value})
+    assert load(ProcessorSettings, environ={"CRYPTOPULSE_PROCESSOR_EMIT_INTERVAL": "0"}).processor_emit_interval == 0

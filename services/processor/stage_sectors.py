@@ -224,6 +224,7 @@ class SectorStage:
         self.watermark.tick(now)
         held = self.held
         until = self.watermark.release_time()
+        close_time = self.watermark.close_time()     # the loop below does not move the watermark
         budget = len(held) if limit is None else limit
         released = 0
         while held and ((released < budget and until is not None and held[0][0] <= until)
@@ -234,10 +235,10 @@ class SectorStage:
             rec = orjson.loads(raw)
             bucket = Bucket.from_json(rec["bucket"])
             self._put(rec["asset"], int(rec["minute"]), bucket)
-            self._close_caps()
+            self._close_caps(close_time)
             self.max_ts_recv = max(self.max_ts_recv, bucket.close_key[1])
             released += 1
-        self._close_caps()
+        self._close_caps(close_time)
         if released:
             self._mark_caps()
 
@@ -264,8 +265,8 @@ class SectorStage:
                     self._sectors_of.setdefault(asset, []).append(sector)
         return self._sector_ids
 
-    def _close_caps(self) -> None:
-        close_time = self.watermark.close_time()
+    def _close_caps(self, close_time: int | None) -> None:
+        """Close the cap series' intervals up to ``close_time`` (the watermark's) or ``now_ts``."""
         if close_time is None:
             return
         close_time = min(close_time, self.now_ts)

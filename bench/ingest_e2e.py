@@ -95,7 +95,7 @@ def main() -> None:
     python = os.environ.get("CRYPTOFEED_PYTHON")
     with EmbeddedBroker(port=free_port()) as broker:
         asyncio.run(create_topics(broker.bootstrap))
-        kafka = KafkaSettings(kafka_bootstrap=broker.bootstrap, kafka_idempotence=False, kafka_compression="none")
+        kafka = broker.client_settings()
         mine = {venue: asyncio.run(ours(kafka, venue, frames)) for venue, frames in frames_by_venue.items()}
         theirs = cryptofeed(python, frames_by_venue, broker.bootstrap) if python else {}
     print(f"{args.frames} recorded-style frames per venue (control frames left out), one embedded broker; "

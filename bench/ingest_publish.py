@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     with EmbeddedBroker(port=free_port()) as broker:
         asyncio.run(create_topics(broker.bootstrap))
-        kafka = KafkaSettings(kafka_bootstrap=broker.bootstrap, kafka_idempotence=False, kafka_compression="none")
+        kafka = broker.client_settings()
         naive_data, data = records(args.naive_events), records(args.events)
         naive_wall, naive_cpu = asyncio.run(bench_naive(kafka, naive_data))
         wall, cpu = asyncio.run(bench_publisher(kafka, data, args.per_call))

@@ -112,7 +112,7 @@ def main() -> None:
                   for venue, subscription in SUBSCRIPTIONS.items())
     with EmbeddedBroker(port=free_port()) as broker, FakesProcess(args, clients) as fakes:
         asyncio.run(create_topics(broker.bootstrap))
-        kafka = KafkaSettings(kafka_bootstrap=broker.bootstrap, kafka_idempotence=False, kafka_compression="none")
+        kafka = broker.client_settings()
         asyncio.run(ingest(fakes, kafka, args.sample))
 
 

@@ -87,6 +87,11 @@ def answers_metadata(host: str, port: int, timeout: float = 1.0) -> bool:
     return len(header) == 8 and int.from_bytes(header[4:8], "big") == 1
 
 
+def client_settings(bootstrap: str) -> KafkaSettings:
+    """:meth:`EmbeddedBroker.client_settings` for a Tansu broker known by its bootstrap address."""
+    return KafkaSettings(kafka_bootstrap=bootstrap, kafka_idempotence=False, kafka_compression="none")
+
+
 class EmbeddedBroker:
     """A Tansu broker process. Use as a context manager or call :meth:`start`/:meth:`stop`."""
 
@@ -101,6 +106,11 @@ class EmbeddedBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def client_settings(self) -> KafkaSettings:
+        """Settings that reach this broker by its address, as an external Kafka, with what Tansu
+        lacks turned off: no idempotent producer, no compression (see ``services/common/kafka.py``)."""
+        return client_settings(self.bootstrap)
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         if not port_is_free(self.host, self.port):

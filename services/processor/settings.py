@@ -16,10 +16,10 @@ class ProcessorSettings:
         0.2, "Conflation: at most one derived update per key per this many seconds (only when changed). "
              "It is the tail of the update latency: 0.2 s gives p99 226 ms at a 1000x replay, 1 s 470 ms.",
         check=at_least(0))
-    processor_batch_size: int = setting(5000, "Trade bars taken from the stream per batch at most.",
-        check=at_least(1))
-    processor_batch_within: float = setting(0.05, "Seconds to wait for a batch of trade bars to fill.",
-        check=at_least(0))
+    processor_batch_size: int = setting(
+        5000, "Trade bars taken from the stream per batch at most.", check=at_least(1))
+    processor_batch_within: float = setting(
+        0.05, "Seconds to wait for a batch of trade bars to fill.", check=at_least(0))
     processor_datadir: str = setting(
         "", "Faust data directory. Empty: a fresh temporary directory per worker (state lives in changelogs).")
     processor_web_port: int = setting(0, "Faust web server port; 0 turns the web server off.")

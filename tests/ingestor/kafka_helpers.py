@@ -12,6 +12,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.common import topics
+from services.common.broker import client_settings
 from services.common.settings import KafkaSettings
 
 RAW = (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS, topics.TRADE_GAPS, topics.DEADLETTER)
@@ -19,7 +20,7 @@ RAW = (topics.TRADES, topics.LIQUIDATIONS, topics.TRADE_BARS, topics.TRADE_GAPS,
 
 def kafka_for(bootstrap: str) -> KafkaSettings:
     """External-broker settings for the embedded test broker (no idempotent producer, no compression there)."""
-    return KafkaSettings(kafka_bootstrap=bootstrap, kafka_idempotence=False, kafka_compression="none")
+    return client_settings(bootstrap)
 
 
 async def read_all(bootstrap: str, names: Iterable[str] = tuple(t.name for t in RAW),

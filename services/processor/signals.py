@@ -45,6 +45,7 @@ SMA_CROSS_PERIODS = (50, 100, 200)
 RSI_LEVELS = (30, 50, 70)
 LIQ_SIDES = (("long", -1), ("short", 1))  # liquidated side, price direction that drives it
 LIQ_REARM_SHARE = 0.05
+_INF = math.inf
 UNITS = {"1m": "minute", "1h": "hour", "1d": "day"}
 
 
@@ -161,15 +162,16 @@ class SignalEngine:
             st = self.series[key] = _Series()
         if st.last is not None and st.last_open_time is not None and open_time <= st.last_open_time:
             return {**st.last, "ts_emit": self.clock()}, []
-        head = {"series": series, "interval": interval, "open_time": open_time, "close": close,
-                "closed": closed}
         if not closed:
-            return {**head, **st.ind.preview(close), "ts": ts, "ts_emit": self.clock()}, []
-        value = {**head, **st.ind.close(close), "ts": ts, "ts_emit": self.clock()}
+            return {"series": series, "interval": interval, "open_time": open_time, "close": close,
+                    "closed": closed, **st.ind.preview(close), "ts": ts, "ts_emit": self.clock()}, []
+        last = {"series": series, "interval": interval, "open_time": open_time, "close": close,
+                "closed": closed, **st.ind.close(close), "ts": ts}
+        value = {**last, "ts_emit": self.clock()}
         alerts: list[Alert] = []
         if interval in self._alert_intervals(series):
             alerts = self._candle_alerts(st, candle, value)
-        st.last_open_time, st.last = open_time, {k: v for k, v in value.items() if k != "ts_emit"}
+        st.last_open_time, st.last = open_time, last
         return value, (alerts if emit else [])
 
     def _alert_intervals(self, series: str) -> tuple[str, ...]:
@@ -453,7 +455,27 @@ class SignalEngine:
 
 
 def _candle_fields(candle: dict[str, Any]) -> tuple[str, str, int, float, bool, int]:
-    """(series, interval, open_time, close, closed, ts), or ValueError naming what is wrong."""
+    """(series, interval, open_time, close, closed, ts), or ValueError naming what is wrong.
+
+    Every candle of the processor passes here, so a well-formed one (exact types: str, int,
+    float, bool) is recognised with plain comparisons; anything else, valid or not, gets the
+    full checks of :func:`_checked_candle_fields`.
+    """
+    try:
+        series, interval, open_time, ts = candle["series"], candle["interval"], candle["open_time"], candle["ts"]
+        close, closed, high, low = candle["close"], candle["closed"], candle["high"], candle["low"]
+    except (KeyError, TypeError):
+        return _checked_candle_fields(candle)
+    if (type(series) is str and series and type(interval) is str and interval in UNITS
+            and type(open_time) is int and type(ts) is int and type(closed) is bool
+            and type(close) is float and type(high) is float and type(low) is float
+            and 0.0 < close < _INF and 0.0 < high < _INF and 0.0 < low < _INF):
+        return series, interval, open_time, close, closed, ts
+    return _checked_candle_fields(candle)
+
+
+def _checked_candle_fields(candle: dict[str, Any]) -> tuple[str, str, int, float, bool, int]:
+    """:func:`_candle_fields` for any candle: converts what ``float`` converts, names what is wrong."""
     try:
         if not isinstance(candle["series"], str) or not isinstance(candle["interval"], str):
             raise TypeError("series and interval must be strings")

@@ -10,6 +10,7 @@ series level, dist_smaN_pct = (close/SMA - 1) x 100 relative to 100 (1e-9 on the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -28,6 +29,7 @@ talipp_indicators = pytest.importorskip("talipp.indicators")
 
 REFERENCE = json.loads((Path(__file__).parent / "reference_series.json").read_text())
 REL = 1e-9
+LONG_WALK_DIGEST = "41fe662081c8b083915ce3be82fe6da8077e346b4cdb01cc6aab0301944ab3f3"  # see its test
 MACD_FIELDS = ("macd", "macd_signal", "macd_hist")
 # Index of the first value TA-Lib emits for each field (lookback).
 FIRST_INDEX = {
@@ -206,3 +208,64 @@ def test_rejects_bad_close_without_changing_state(bad: float) -> None:
     with pytest.raises(ValueError):
         ind.preview(bad)
     assert ind.state() == before
+
+
+def long_walk(n: int = 1500, seed: int = 11) -> list[float]:
+    """Cent-rounded random walk: flat stretches (also at the start), big jumps, calm and wild parts.
+
+    Cents keep every non-zero change >= 0.01 (TA-Lib's "zero" and ours agree, see random_walks).
+    """
+    rng, x, out = random.Random(seed), 100.0, [100.0] * 30
+    while len(out) < n:
+        regime = rng.random()
+        if regime < 0.25:
+            out += [x] * rng.randint(5, 40)
+            continue
+        if regime < 0.4:
+            x = max(1.0, round(x * rng.choice((8.0, 0.125, 3.0, 0.5)), 2))
+        sigma = 0.002 if regime < 0.7 else 0.05
+        for _ in range(rng.randint(5, 80)):
+            x = max(1.0, round(x * (1 + rng.gauss(0, sigma)), 2))
+            out.append(x)
+    return out[:n]
+
+
+def test_long_walk_equals_batch_across_round_trips_and_previews() -> None:
+    """1500 closes (seven re-anchorings): every close equals TA-Lib's batch; a forming candle's preview
+    equals the close that follows it; JSON state round trips (mid-anchor and on an anchor) change
+    nothing, to the bit."""
+    closes = long_walk()
+    ind, outputs = SeriesIndicators(), []
+    for i, c in enumerate(closes):
+        before = json.dumps(ind.state())
+        for forming in (c * 0.97, c * 1.03):
+            ind.preview(forming)
+        preview = ind.preview(c)
+        assert json.dumps(ind.state()) == before
+        if i in (777, 1000):
+            ind = SeriesIndicators.from_state(json.loads(json.dumps(ind.state())))
+            assert json.dumps(ind.state()) == before
+        outputs.append(ind.close(c))
+        assert outputs[-1] == preview, i
+    assert_matches(outputs, talib_reference(closes), closes)
+    assert outputs == run(closes)
+
+
+def _digest(closes: list[float]) -> str:
+    """SHA-256 of every close's and preview's values and of the JSON state after every close."""
+    ind, h = SeriesIndicators(), hashlib.sha256()
+    for c in closes:
+        for v in (ind.preview(c * 1.01), ind.close(c)):
+            h.update(json.dumps(v).encode())
+        h.update(json.dumps(ind.state()).encode())
+    return h.hexdigest()
+
+
+def test_values_and_states_are_the_recorded_ones_to_the_bit() -> None:
+    """Indicators and states are bit-identical to those the processor has always produced.
+
+    Recorded with the implementation of 2026-12-08 (before the per-candle path was written out):
+    consumers see the same values after an upgrade, and restarted workers continue the states the
+    old code wrote. Any change of arithmetic, key order or state format shows here.
+    """
+    assert _digest(long_walk()) == LONG_WALK_DIGEST

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.common.topics import ALERTS, INDICATORS
-from services.processor.indicators import SeriesIndicators
+from services.processor.indicators import FIELDS, SeriesIndicators
 from services.processor.settings import ProcessorSettings
 from services.processor.signals import SignalEngine, fmt_value, round_levels
 
@@ -340,6 +340,8 @@ def test_history_raises_no_alerts_and_default_alert_intervals() -> None:
 
 @pytest.mark.parametrize("broken", [
     {"close": 0.0}, {"close": float("nan")}, {"interval": "5m"}, {"closed": "yes"}, {"open_time": None},
+    {"open_time": True}, {"ts": 1.5}, {"series": ""}, {"series": 5}, {"interval": ["1d"]}, {"closed": 1},
+    {"high": float("inf")}, {"low": -1.0}, {"close": "abc"}, {"high": None},
 ])
 def test_malformed_candle_raises_value_error(broken: dict[str, Any]) -> None:
     eng = engine()
@@ -350,6 +352,30 @@ def test_malformed_candle_raises_value_error(broken: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         eng.on_candle(bad)
     assert eng.state()["series"] == {}
+
+
+def test_candle_prices_of_other_types_are_converted() -> None:
+    """Prices that are ints or numeric strings are accepted, as floats (the general path of the checks)."""
+    eng = engine()
+    value, _ = eng.on_candle({**candle(0, 100.0), "close": 100, "high": "101.5", "low": 99})
+    assert value["close"] == 100.0 and type(value["close"]) is float
+    assert eng.on_candle({**candle(1, 100.0), "series": type("Name", (str,), {})("total")})[0]["sma20"] is None
+
+
+def test_value_keys_keep_their_order() -> None:
+    """Closed, forming and redelivered values: the same keys in the same order; the stored last value
+    is the closed one without ts_emit."""
+    eng = engine()
+    seed(eng, [100.0 + i for i in range(40)])
+    keys = ["series", "interval", "open_time", "close", "closed", *FIELDS, "ts", "ts_emit"]
+    closed, _ = eng.on_candle(candle(40, 140.0))
+    forming, _ = eng.on_candle(candle(41, 141.0, closed=False))
+    again, _ = eng.on_candle(candle(40, 140.0))
+    assert list(closed) == list(forming) == list(again) == keys
+    assert again["ts_emit"] > closed["ts_emit"] and {**again, "ts_emit": 0} == {**closed, "ts_emit": 0}
+    state = eng.series_state("total:1d")
+    assert state is not None and state["last"] == {k: v for k, v in closed.items() if k != "ts_emit"}
+    assert list(state["last"]) == keys[:-1]
 
 
 def test_engine_state_round_trip_gives_identical_outputs() -> None:

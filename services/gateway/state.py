@@ -11,19 +11,26 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from services.gateway import protocol
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    seq: int
-    prev: int | None
-    value: bytes
-    ts: int
-    update: bytes  # the encoded ``update`` envelope, shared by every subscriber
-    epoch: str = ""
+    """One record of a channel. Its ``update`` envelope (shared by every subscriber) is encoded
+    when first asked for: most records of a busy stream reach no subscriber and are never sent."""
+
+    __slots__ = ("channel", "epoch", "prev", "seq", "ts", "value", "_update")
+
+    def __init__(self, channel: str, seq: int, prev: int | None, value: bytes, ts: int, epoch: str = "") -> None:
+        self.channel, self.seq, self.prev, self.value, self.ts, self.epoch = channel, seq, prev, value, ts, epoch
+        self._update: bytes | None = None
+
+    @property
+    def update(self) -> bytes:
+        if self._update is None:
+            self._update = protocol.envelope("update", self.channel, self.seq, self.prev, self.value, self.ts,
+                                             epoch=self.epoch)
+        return self._update
 
 
 class Channel:
@@ -51,8 +58,7 @@ class Channel:
         if latest is not None and seq <= latest.seq:
             return None
         prev = latest.seq if latest else None
-        update = protocol.envelope("update", self.name, seq, prev, value, ts, epoch=epoch)
-        entry = Entry(seq, prev, value, ts, update, epoch)
+        entry = Entry(self.name, seq, prev, value, ts, epoch)
         self.history.append(entry)
         return entry
 

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.processor.assetbook import BucketRing
+from services.processor.timeutil import MINUTE_MS
 
-INTERVAL_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+INTERVAL_MS: dict[str, int] = {"1m": MINUTE_MS, "1h": 60 * MINUTE_MS, "1d": 1_440 * MINUTE_MS}
 
 
 def open_time_of(ts: int, interval: str) -> int:
@@ -24,6 +25,9 @@ def candle_value(series: str, interval: str, open_time: int, ohlc: tuple[float, 
 def ring_ohlc(ring: BucketRing, start: int, end: int) -> tuple[float, float, float, float] | None:
     """Trade OHLC of a ring's buckets in ``[start, end)``, read from its columns (no bucket built):
     the open of the earliest minute, the close of the latest (a bar lies inside its minute)."""
+    if end - start == MINUTE_MS:     # a 1-minute candle (most closes): its one bucket, read directly
+        j = ring.index(start)
+        return None if j < 0 else (ring.open[j], ring.high[j], ring.low[j], ring.close[j])
     lo, hi = ring.clamp(start), ring.clamp(end)
     first = ring.live.find(1, lo, hi)
     if first < 0:

@@ -167,7 +167,8 @@ class SignalEngine:
                     "closed": closed, **st.ind.preview(close), "ts": ts, "ts_emit": self.clock()}, []
         last = {"series": series, "interval": interval, "open_time": open_time, "close": close,
                 "closed": closed, **st.ind.close(close), "ts": ts}
-        value = {**last, "ts_emit": self.clock()}
+        value = last.copy()
+        value["ts_emit"] = self.clock()
         alerts: list[Alert] = []
         if interval in self._alert_intervals(series):
             alerts = self._candle_alerts(st, candle, value)

@@ -53,7 +53,8 @@ def build_app(settings: ProcessorSettings, kafka: KafkaSettings, datadir: str) -
         stream_wait_empty=False,
     )
     universe = bundled_universe()
-    sectors = SectorStage(universe, settings.processor_emit_interval)
+    sectors = SectorStage(universe, settings.processor_emit_interval,
+                          candle_interval=settings.processor_candle_emit_interval)
     sectors.configure(settings.processor_close_lateness_ms, settings.processor_idle_source_seconds,
                       range(topics.TRADE_BARS.partitions))
     ctx = Context(settings=settings, kafka=kafka, universe=universe,

@@ -156,7 +156,9 @@ def unpacked(messages: Iterable[bytes]) -> Iterator[tuple[dict[str, Any], bytes]
 
 class SectorStage:
     def __init__(self, universe: Universe, emit_interval: float, lateness_ms: int = 0, idle_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, candle_interval: float | None = None) -> None:
+        """``emit_interval`` conflates the sector values, ``candle_interval`` (default: the same) the
+        forming candles; closed candles are never conflated."""
         self.universe = universe
         self.watermark = Watermark(lateness_ms, idle_s)
         self.clock = clock
@@ -169,7 +171,7 @@ class SectorStage:
         self.now_ts = -1
         self.floor = -1                            # no evicted close before this minute is used
         self.sectors = Conflator(emit_interval)
-        self.candles = Conflator(emit_interval)
+        self.candles = Conflator(emit_interval if candle_interval is None else candle_interval)
         self.lines: dict[str, CapLine] = {}
         self.open_times: dict[str, int] = {}       # series:interval -> open_time of its current interval
         self._day_opens = 0                        # counts changes of the daily open times (cache key)

@@ -38,7 +38,8 @@ ALERT_KINDS: tuple[str, ...] = tuple(json.loads(topics.ALERTS.schema_path.read_t
 # that stays below that bound.
 GROUPS: tuple[tuple[tuple[str, ...], int], ...] = (
     (tuple(c for c in REPORT_CHANNELS if c not in (INDICATORS, CANDLES) and not c.startswith("alerts:")), 0),
-    ((INDICATORS, CANDLES), 400),
+    ((INDICATORS,), 900),
+    ((CANDLES,), 900),
     *(((f"alerts:{kind}",), 900) for kind in ALERT_KINDS),
     ((f"{REFERENCE}*",), 0),      # a pattern: a stack without the status is not waited for
 )

@@ -58,3 +58,25 @@ def test_closes_are_queued_once_and_not_again_after_a_rebuild() -> None:
     assert first
     stage.rebuild([])
     assert [c for c in stage.due_candles(now=1.0) if c["closed"]] == []
+
+
+def test_forming_candles_have_their_own_conflation_interval() -> None:
+    """Sector values follow the emit interval (0.2 s), forming candles the candle interval (1 s);
+    closed candles are never held back by either."""
+    stage = SectorStage(bundled_universe(), emit_interval=0.2, candle_interval=1.0)
+    replay(stage, 2)
+    first = stage.due_candles(now=0.0)
+    assert any(c["closed"] for c in first) and any(not c["closed"] for c in first)
+    assert stage.due_sectors(now=0.0)
+
+    def next_minute(i: int) -> None:
+        ts = T0 + 2 * DAY + (i + 1) * MINUTE_MS
+        b = bar("BTC", ts, ts + 1, (200.0 + i,) * 4, 1_000.0, seq=10_000 + i)
+        stage.apply([minute_record("BTC", b.minute, Bucket.of_bar(b))])
+
+    next_minute(0)
+    assert stage.due_sectors(now=0.3)                                   # 0.3 s later: sectors again
+    held = stage.due_candles(now=0.3)
+    assert held and all(c["closed"] for c in held)                      # the minute that closed, nothing forming
+    next_minute(1)
+    assert any(not c["closed"] and c["series"] == "BTC" for c in stage.due_candles(now=1.1))

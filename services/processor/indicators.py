@@ -36,6 +36,7 @@ RSI_PERIOD = 14
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 WINDOW = max(SMA_PERIODS)
 ANCHOR_EVERY = WINDOW
+_LOST = 1e4            # a window sum this many times below its peak is recomputed (_exact_sum)
 STATE_VERSION = 1
 
 SMA_KEYS = tuple((f"sma{p}", f"dist_sma{p}_pct") for p in SMA_PERIODS)
@@ -138,13 +139,14 @@ def _grow(total: float, comp: float, x: float) -> tuple[float, float]:
 class SeriesIndicators:
     """SMA/EMA/RSI/MACD of one series, fed with closed candles' closes in time order."""
 
-    __slots__ = ("count", "window", "_sums", "_ema_fast", "_ema_slow", "_gain", "_loss",
+    __slots__ = ("count", "window", "_sums", "_peaks", "_ema_fast", "_ema_slow", "_gain", "_loss",
                  "seed_gain", "seed_loss", "_macd_fast", "_signal", "signal_seed", "last")
 
     def __init__(self) -> None:
         self.count = 0
         self.window: deque[float] = deque(maxlen=WINDOW)
         self._sums: tuple[float, ...] = (0.0,) * (2 * len(SMA_PERIODS))  # (total, comp) per SMA
+        self._peaks: tuple[float, ...] = (0.0,) * len(SMA_PERIODS)  # largest sum since it was last exact
         self._ema_fast = self._ema_slow = 0.0
         self._gain = self._loss = 0.0  # Wilder averages, once seeded
         self.seed_gain = 0.0  # sums of the first RSI_PERIOD changes
@@ -174,6 +176,8 @@ class SeriesIndicators:
         values, nxt = self._steady_step(x) if self.count >= _STEADY else self._warmup_step(x)
         (self._sums, self._ema_fast, self._ema_slow, self._gain, self._loss, self.seed_gain,
          self.seed_loss, self._macd_fast, self._signal, self.signal_seed) = nxt
+        s, p = self._sums, self._peaks
+        self._peaks = (max(p[0], s[0] + s[1]), max(p[1], s[2] + s[3]), max(p[2], s[4] + s[5]), max(p[3], s[6] + s[7]))
         self.window.append(x)
         self.count += 1
         if self.count % ANCHOR_EVERY == 0:
@@ -208,6 +212,7 @@ class SeriesIndicators:
         ind.count = int(state["count"])
         ind.window.extend(float(x) for x in state["window"])
         ind._sums = tuple(v for a, b in state["sums"] for v in (float(a), float(b)))
+        ind._peaks = tuple(ind._sums[i] + ind._sums[i + 1] for i in range(0, len(ind._sums), 2))
         ind._ema_fast, ind._ema_slow = (_unseeded(x) for x in state["ema"])
         ind._gain, ind._loss = _unseeded(state["gain"]), _unseeded(state["loss"])
         ind.seed_gain, ind.seed_loss = float(state["seed_gain"]), float(state["seed_loss"])
@@ -222,6 +227,7 @@ class SeriesIndicators:
         """Replace the running sums by exact ones (amortised O(1): once per ANCHOR_EVERY)."""
         values = list(self.window)
         self._sums = tuple(x for period in SMA_PERIODS for x in (math.fsum(values[-period:]), 0.0))
+        self._peaks = self._sums[::2]
 
     def _steady_step(self, x: float) -> tuple[Values, _Next]:
         """Every indicator at close ``x`` and the state after it, without touching the state.
@@ -234,6 +240,10 @@ class SeriesIndicators:
         sums = t20, c20, t50, c50, t100, c100, t200, c200 = _slide_all(self._sums, x, window)
         sma20, sma50 = (t20 + c20) / 20, (t50 + c50) / 50
         sma100, sma200 = (t100 + c100) / 100, (t200 + c200) / 200
+        peaks = self._peaks
+        if (t20 + c20) * _LOST < peaks[0] or (t50 + c50) * _LOST < peaks[1] \
+                or (t100 + c100) * _LOST < peaks[2] or (t200 + c200) * _LOST < peaks[3]:
+            return self._warmup_step(x)   # a running sum lost its precision: the general step repairs it
 
         ema_fast = (x - self._ema_fast) * _K_FAST + self._ema_fast
         ema_slow = (x - self._ema_slow) * _K_SLOW + self._ema_slow
@@ -273,6 +283,8 @@ class SeriesIndicators:
             total, comp = _grow(self._sums[2 * i], self._sums[2 * i + 1], x)
             if n > period:
                 total, comp = _grow(total, comp, -window[-period])
+            if (total + comp) * _LOST < self._peaks[i]:   # see _exact_sum
+                total, comp = _exact_sum(window, x, min(n, period)), 0.0
             sums += (total, comp)
             if n >= period:
                 sma = (total + comp) / period
@@ -327,6 +339,18 @@ def _warmup_ema(prev: float, x: float, window: deque[float], n: int, period: int
     if n > period:
         return (x - prev) * k + prev
     return prev
+
+
+def _exact_sum(window: deque[float], x: float, count: int) -> float:
+    """Exact sum of the newest ``count`` closes, ``x`` included.
+
+    A running sum's error is bounded by the largest sums it held since it was last exact. When the
+    closes of a window fall by orders of magnitude, what is left after the large ones leave it is
+    mostly that error, even zero or negative (an SMA of 0 then divided a distance by zero). A sum
+    below ``1 / _LOST`` of its peak since the last exact sum (a 10,000-fold fall within some 200
+    closes: never seen in a market) is therefore recomputed from the window; the exact re-anchoring
+    every ``ANCHOR_EVERY`` closes resets the peaks."""
+    return math.fsum([*list(window)[len(window) - count + 1:], x]) if count > 1 else x
 
 
 def _sum_newest(window: deque[float], count: int) -> float:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.processor.indicators import FIELDS, SeriesIndicators
+from services.processor.indicators import FIELDS, SMA_PERIODS, SeriesIndicators
 
 talib = pytest.importorskip("talib")
 talipp_indicators = pytest.importorskip("talipp.indicators")
@@ -269,3 +269,29 @@ def test_values_and_states_are_the_recorded_ones_to_the_bit() -> None:
     old code wrote. Any change of arithmetic, key order or state format shows here.
     """
     assert _digest(long_walk()) == LONG_WALK_DIGEST
+
+
+def _jumpy_series(seed: int, n: int = 500) -> list[float]:
+    """A random walk with falls and rises of 3 to 12 orders of magnitude (never a market's)."""
+    rng, price, out = random.Random(seed), 10 ** random.Random(seed).uniform(0, 9), []
+    for _ in range(n):
+        r = rng.random()
+        price *= 10 ** -rng.uniform(3, 12) if r < 0.02 else 10 ** rng.uniform(3, 12) if r < 0.04 else rng.uniform(0.5, 1.5)
+        out.append(min(max(price, 1e-300), 1e9))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 5, 10, 32, 39])
+def test_falls_by_many_orders_of_magnitude_keep_every_sma_exact(seed: int) -> None:
+    """Once the large closes leave a window, what a running sum holds of them is its rounding error:
+    such series gave SMAs of 0 or below (then a ZeroDivisionError on every close) or off by
+    orders of magnitude. A sum far below its recent peak is recomputed from the window instead."""
+    closes = _jumpy_series(seed)
+    ind = SeriesIndicators()
+    for n, x in enumerate(closes, 1):
+        values = ind.close(x)
+        ind.preview(x * 1.5)
+        for period in SMA_PERIODS:
+            if n >= period:
+                exact = math.fsum(closes[n - period:n]) / period
+                assert values[f"sma{period}"] == pytest.approx(exact, rel=1e-9, abs=0), (n, period)

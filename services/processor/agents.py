@@ -275,6 +275,7 @@ def attach(app: faust.App, ctx: Context) -> Topology:
             cap_series = set(ctx.universe.sectors())
             for part in run:
                 await publish(part.outputs, cap_series)
+                send_deadletters("asset_minutes", part.deadletters)   # candles come from that stream
                 if part.pause:
                     await asyncio.sleep(0)
             await save_signals(run.closed)

@@ -14,7 +14,8 @@ A flush (one at a time: the shell holds a lock) emits, in this order:
    alerts and, after ``total``, the market-wide cascades judged again against the total cap's new
    24 h change (:meth:`Topology.recheck_cascades`; slices of ``sector_slice`` sectors);
 4. ``candles`` and their ``indicators`` (the closed candles first, in order), each pair followed by
-   its alerts (slices of ``flush_slice`` candles).
+   its alerts (slices of ``flush_slice`` candles). A candle whose indicators cannot be computed is
+   published alone and handed back as a dead letter (:attr:`Slice.deadletters`).
 
 The series whose candles closed in a flush (:attr:`Flush.closed`) are then stored with the edge
 book (:meth:`Topology.signal_changes`), so a restarted worker's engine continues from them.
@@ -69,10 +70,12 @@ class Output(NamedTuple):
 @dataclass(frozen=True)
 class Slice:
     """Outputs computed without yielding; ``pause``: yield to the event loop before the next slice
-    (the part it belongs to has more to emit)."""
+    (the part it belongs to has more to emit); ``deadletters``: candles whose indicators could not
+    be computed (the candle itself is published)."""
 
     outputs: list[Output]
     pause: bool
+    deadletters: list[DeadLetter] = field(default_factory=list)
 
 
 @dataclass
@@ -292,15 +295,21 @@ class Topology:
             with self.span("flush"):
                 candles = ctx.sectors.due_candles(now, self.flush_slice)
                 outputs = []
+                failed: list[DeadLetter] = []
                 for candle in candles:
                     key = f"{candle['series']}:{candle['interval']}"
-                    indicators, raised = ctx.signals.on_candle(dict(candle))
                     outputs.append(Output(topics.CANDLES, key, candle, ctx.sectors.max_ts_recv))
+                    try:
+                        indicators, raised = ctx.signals.on_candle(dict(candle))
+                    except (ValueError, ArithmeticError) as exc:   # one series must not stop the flush
+                        log.error("indicators of %s not computed: %r", key, exc)
+                        failed.append((orjson.dumps(candle), f"indicators of {key} not computed: {exc!r}"))
+                        continue
                     outputs.append(Output(topics.INDICATORS, key, indicators, ctx.sectors.max_ts_recv))
                     outputs += alerts_of(raised)
                     if candle["closed"]:
                         closed.add(key)
             more = len(candles) >= self.flush_slice
-            yield Slice(outputs, pause=more)
+            yield Slice(outputs, pause=more, deadletters=failed)
             if not more:
                 break

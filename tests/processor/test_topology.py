@@ -256,3 +256,30 @@ def test_slices_by_size_keeps_order_and_at_least_one_message() -> None:
     values = [b"a" * 10, b"b" * 10, b"c" * 30, b"d"]
     assert list(slices_by_size(values, 20)) == [[b"a" * 10, b"b" * 10], [b"c" * 30], [b"d"]]
     assert list(slices_by_size([], 20)) == []
+
+
+class FailingEngine(SignalEngine):
+    """The real engine, except that the indicators of one series cannot be computed (fault injection:
+    no real input makes the engine raise any more)."""
+
+    def on_candle(self, candle: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if candle["series"] == "BTC":
+            raise ArithmeticError("injected")
+        return super().on_candle(candle)
+
+
+def test_a_candle_whose_indicators_fail_is_published_and_dead_lettered_and_the_flush_goes_on() -> None:
+    ctx = context()
+    ctx.signals = FailingEngine(SETTINGS, clock=lambda: 0)
+    topology = ready(Topology(ctx))
+    feed(topology, falling_btc())
+    flushes = drain(topology)
+    outs = [out for flush in flushes for out in outputs(flush)]
+    letters = [letter for flush in flushes for part in flush for letter in part.deadletters]
+    btc = [out.value for out in outs if out.topic is topics.CANDLES and out.key.startswith("BTC:")]
+    assert any(c["closed"] for c in btc)
+    assert not [out for out in outs if out.topic is topics.INDICATORS and out.key.startswith("BTC:")]
+    assert len(letters) == len(btc)
+    assert all("indicators of BTC:" in reason and "injected" in reason for _raw, reason in letters)
+    assert {orjson.loads(raw)["series"] for raw, _reason in letters} == {"BTC"}
+    assert any(out.topic is topics.INDICATORS and out.key == "total:1h" for out in outs)
